@@ -1,0 +1,50 @@
+# aeserve — the commands a fresh machine needs. Every target creates .venv when missing and
+# installs what it needs: `serve` the runtime only, the others runtime + train + dev extras.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+HOST   ?= 0.0.0.0
+
+.PHONY: serve test lint models data sysdeps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files record what was installed, so reruns are quick; pyproject changes reinstall.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.all: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $@ $(VENV)/.runtime
+
+## serve: serve the shipped model zoo on port $(PORT)
+serve: $(VENV)/.runtime
+	$(BIN)/python -m service --host $(HOST) --port $(PORT)
+
+## sysdeps: Debian packages the tests use (installed only when root and missing)
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+## data: fetch the offline datasets into data/ (see shared design, section 4)
+data: $(VENV)/.all
+	@bash scripts/fetch-data.sh
+
+## lint: ruff + mypy (service/ strict)
+lint: $(VENV)/.all
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service
+
+## test: lint + the whole pytest suite
+test: sysdeps $(VENV)/.all data lint
+	$(BIN)/pytest
+
+## models: rebuild the shipped zoo in models/ from training/recipes/
+models: $(VENV)/.all data
+	$(BIN)/python -m training build-zoo --out models
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""aeserve's offline training pipeline (PyTorch): datasets, architectures, training, export."""
