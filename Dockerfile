@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+# aeserve images. Build from the repository root:
+#   docker build -t aeserve .                      # runtime (the default, last stage)
+#   docker build -t aeserve-train --target train . # training pipeline with torch (CPU)
+# The runtime image holds the service, its runtime dependencies and models/; no torch, no
+# compilers, no tests. It runs as a non-root user and takes every setting from AESERVE_* variables.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# --- build: install the runtime package into a venv that the runtime stage copies -------------
+FROM base AS build
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+# Only service/ goes into the wheel: the runtime never needs training/ (which imports torch).
+COPY service/ service/
+# pip compiles the .pyc files here, so the read-only root filesystem at run time costs nothing.
+# pip and setuptools leave afterwards: nothing installs packages in a running container.
+RUN /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip uninstall --yes pip setuptools
+
+# --- train: the offline pipeline with torch, for `docker compose --profile train` ------------
+FROM base AS train
+# torch==2.13.0 must be the CPU build: PyPI's Linux wheel pulls several GB of CUDA libraries.
+# The CPU index serves the same version without them; `.[train]` then finds the pin satisfied.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Debian packages that hold datasets (shared/DESIGN.md section 4): fashion-mnist, emoji font.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends dataset-fashion-mnist fonts-symbola \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /srv/aeserve
+COPY pyproject.toml README.md ./
+COPY service/ service/
+COPY training/ training/
+COPY scripts/ scripts/
+RUN pip install '.[train]' \
+ && PYTHON=python AESERVE_DATA_DIR=/srv/aeserve/data bash scripts/fetch-data.sh \
+ && rm -rf /srv/aeserve/data/.cache
+RUN groupadd --system --gid 10001 aeserve \
+ && useradd --system --uid 10001 --gid aeserve --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin aeserve \
+ && mkdir -p /models && chown aeserve:aeserve /models
+USER 10001:10001
+# Writes the zoo into /models, the volume the compose file shares with the service.
+ENTRYPOINT ["python", "-m", "training"]
+CMD ["build-zoo", "--out", "/models"]
+
+# --- runtime (default target) -----------------------------------------------------------------
+FROM base AS runtime
+# /models is where compose mounts the models volume (read-only here); it belongs to the service
+# user so that a new volume inherits that owner and the train image (same uid) can fill it.
+RUN groupadd --system --gid 10001 aeserve \
+ && useradd --system --uid 10001 --gid aeserve --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin aeserve \
+ && mkdir /models && chown aeserve:aeserve /models
+COPY --from=build /opt/venv /opt/venv
+COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/aeserve-entrypoint
+COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/aeserve-healthcheck
+# The model repository is owned by root and only readable by the service.
+COPY models/ /srv/aeserve/models/
+ENV PATH=/opt/venv/bin:$PATH \
+    AESERVE_MODEL_DIR=/srv/aeserve/models \
+    AESERVE_HOST=0.0.0.0 \
+    AESERVE_PORT=8000 \
+    AESERVE_WORKERS=1
+WORKDIR /srv/aeserve
+USER 10001:10001
+EXPOSE 8000
+# Ready means models loaded: /readyz answers 503 until then, and the orchestrator waits on it.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "/usr/local/bin/aeserve-healthcheck"]
+ENTRYPOINT ["/usr/local/bin/aeserve-entrypoint"]
