@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MANIFEST_FILE = "model.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -37,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class Scaler(_Strict):
-    """Per-feature standardisation applied by the service to raw tabular values: (x - mean) / std."""
+    """Per-feature standardisation the service applies to raw tabular values: (x - mean) / std."""
 
     mean: list[float]
     std: list[float]

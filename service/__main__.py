@@ -1,0 +1,56 @@
+"""``python -m service [--host H] [--port P] [--workers W]``: uvicorn with the app factory.
+
+Every setting comes from ``AESERVE_*`` environment variables; the flags override host, port and
+workers. A bad setting exits with status 2 and a message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from service.settings import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--host", help="bind address (AESERVE_HOST, default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="TCP port (AESERVE_PORT, default 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (AESERVE_WORKERS, 1)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"aeserve: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
+    )
+    return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging config plus the ``service`` loggers on the same handler."""
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["service"] = {
+        "handlers": ["default"],
+        "level": "DEBUG" if level == "trace" else level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The app factory. ``create_app(settings)`` builds an app; its lifespan loads the models.
+
+Loading runs in a worker thread started by the lifespan, so the server answers ``/healthz``
+(200) and ``/readyz`` (503) while models load; inference routes answer 503 with Retry-After
+until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+
+import service
+from service.errors import install_handlers
+from service.metrics import Metrics
+from service.middleware import RequestContextMiddleware
+from service.repository import LoadState, ModelRepository
+from service.routes import latent, models, ops, reconstruction
+from service.runtime import OnnxOptions
+from service.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Serves trained autoencoders with onnxruntime.
+
+Choose the model with the `model` field of the JSON body (`?model=` for multipart uploads);
+`GET /models` lists what is loaded. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Without ``settings`` they come from ``AESERVE_*`` (ConfigError if bad)."""
+    settings = settings if settings is not None else load_settings()
+    state = LoadState()
+    metrics = Metrics()
+
+    async def load_models() -> None:
+        try:
+            repository = await run_in_threadpool(
+                ModelRepository.load,
+                settings.model_dir,
+                options=OnnxOptions(settings.onnx_intra_op_threads, settings.onnx_inter_op_threads),
+                max_batch=settings.max_batch,
+                default_model=settings.default_model,
+            )
+        except Exception as exc:  # a bug or an unreadable directory: report, stay unready
+            logger.exception("loading models from %s failed", settings.model_dir)
+            state.error = f"{type(exc).__name__}: {exc}"
+            return
+        metrics.set_models(repository)
+        state.repository = repository
+        logger.info(
+            "ready: %d model(s) loaded, %d refused, default %s",
+            len(repository.models),
+            len(repository.failed),
+            repository.default_name,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(load_models())
+        try:
+            yield
+        finally:
+            await task  # a thread cannot be cancelled; let it finish before shutdown
+
+    app = FastAPI(
+        title="aeserve",
+        version=service.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.load = state
+    app.state.metrics = metrics
+    install_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    for module in (ops, models, latent, reconstruction):
+        app.include_router(module.router)
+    logging.getLogger("service").setLevel(_level(settings.log_level))
+    return app
+
+
+def _level(name: str) -> int:
+    return logging.DEBUG if name == "trace" else logging.getLevelNamesMapping()[name.upper()]

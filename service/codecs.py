@@ -1,0 +1,318 @@
+"""Wire formats <-> numpy: JSON arrays, tabular records, base64 PNG/JPEG, multipart uploads.
+
+Large arrays are parsed once with orjson and converted by numpy in one call; shape, dtype and
+finiteness are checked on the ndarray (see ModelRuntime.to_model_space), never number by number.
+Responses are written by orjson straight from numpy arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.errors import (
+    BadRequest,
+    InvalidInput,
+    UnsupportedMediaType,
+    UnsupportedOperation,
+    invalid_fields,
+)
+from service.metrics import MODEL_KEY
+from service.repository import ModelRepository
+from service.runtime import F32, ModelRuntime
+
+R = TypeVar("R", bound=BaseModel)
+
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+# Decoded images larger than this are refused before their pixels are decoded.
+MAX_IMAGE_PIXELS = 4096 * 4096
+IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """A JSON response written by orjson (numpy arrays serialised natively)."""
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status_code,
+        media_type=JSON,
+    )
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_json(ctype: str) -> bool:
+    return ctype in ("", JSON) or (ctype.startswith("application/") and ctype.endswith("+json"))
+
+
+@dataclass
+class ParsedRequest(Generic[R]):
+    """A validated request: its options, the model, and uploaded files (multipart only)."""
+
+    options: R
+    runtime: ModelRuntime
+    uploads: list[tuple[str, bytes]] | None = None
+
+
+async def read_request(
+    request: Request,
+    schema: type[R],
+    repository: ModelRepository,
+    *,
+    multipart: bool = False,
+) -> ParsedRequest[R]:
+    """Read the body once: JSON (options + arrays) or, if allowed, multipart images + query."""
+    ctype = media_type(request)
+    if multipart and ctype == MULTIPART:
+        options = validate(schema, dict(request.query_params), "query parameters")
+        runtime = select_model(request, repository, getattr(options, "model", None))
+        uploads = await read_uploads(request, runtime.max_batch)
+        return ParsedRequest(options, runtime, uploads)
+    if not is_json(ctype):
+        accepted = f"{JSON} or {MULTIPART}" if multipart else JSON
+        raise UnsupportedMediaType(f"content type '{ctype}' is not supported; send {accepted}")
+    data = await read_json_object(request)
+    options = validate(schema, data, "request")
+    runtime = select_model(request, repository, getattr(options, "model", None))
+    return ParsedRequest(options, runtime)
+
+
+def select_model(request: Request, repository: ModelRepository, name: str | None) -> ModelRuntime:
+    runtime = repository.get(name)
+    request.scope[MODEL_KEY] = runtime.name
+    return runtime
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body:
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def validate(schema: type[R], data: dict[str, Any], what: str) -> R:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_fields(list(exc.errors()), what) from None
+
+
+async def read_uploads(request: Request, max_files: int) -> list[tuple[str, bytes]]:
+    """The files of a multipart body; text fields are refused (options go in the query)."""
+    form = await request.form(max_files=max_files, max_fields=max_files)
+    try:
+        uploads: list[tuple[str, bytes]] = []
+        for field, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                raise InvalidInput(
+                    f"form field '{field}' is not a file; upload images as files and pass "
+                    "options as query parameters (?model=...)"
+                )
+            uploads.append((value.filename or field, await value.read()))
+    finally:
+        await form.close()
+    if not uploads:
+        raise InvalidInput("the multipart body holds no files; upload one or more PNG/JPEG images")
+    return uploads
+
+
+# -- JSON arrays ---------------------------------------------------------------------------
+
+
+def array_from_json(value: Any, what: str) -> F32:
+    """Nested JSON numbers -> float32 ndarray, in one numpy call."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"{what} must be an array of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"{what} is ragged or mixes arrays and numbers; every sample must have the same shape"
+        ) from None
+    if arr.dtype.kind not in "iuf":
+        raise InvalidInput(
+            f"{what} must contain only numbers (found strings, booleans, nulls or objects)"
+        )
+    with np.errstate(over="ignore"):  # beyond float32 range -> inf, reported as non-finite
+        out: F32 = arr.astype(np.float32)
+    return out
+
+
+def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
+    """Tabular records (objects keyed by feature name, raw values) -> [N, n_features]."""
+    features = runtime.manifest.input.features
+    if features is None:
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' takes {runtime.kind} inputs; records are for tabular models"
+        )
+    if not isinstance(records, list):
+        raise InvalidInput("records must be an array of objects keyed by feature name")
+    runtime.check_batch(len(records), "records")
+    index = {name: i for i, name in enumerate(features)}
+    out = np.empty((len(records), len(features)), dtype=np.float64)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"records[{i}] must be an object keyed by feature name")
+        unknown = [k for k in record if k not in index]
+        if unknown:
+            raise InvalidInput(
+                f"records[{i}] has unknown feature(s) {unknown}; model '{runtime.name}' "
+                f"expects {features}"
+            )
+        missing = [f for f in features if f not in record]
+        if missing:
+            raise InvalidInput(f"records[{i}] is missing feature(s) {missing}")
+        for key, value in record.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"records[{i}].{key} must be a number, got {value!r:.40}")
+            out[i, index[key]] = value
+    with np.errstate(over="ignore"):
+        result: F32 = out.astype(np.float32)
+    return result
+
+
+# -- images --------------------------------------------------------------------------------
+
+
+def images_from_base64(runtime: ModelRuntime, images: list[str], resize: bool) -> F32:
+    """Base64 PNG/JPEG strings -> wire values [N, H, W] in the model's input range."""
+    blobs = []
+    runtime.check_batch(len(images), "images")
+    for i, text in enumerate(images):
+        try:
+            blobs.append((f"images[{i}]", base64.b64decode(text, validate=True)))
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"images[{i}] is not valid base64") from None
+    return images_to_array(runtime, blobs, resize)
+
+
+def images_to_array(runtime: ModelRuntime, blobs: list[tuple[str, bytes]], resize: bool) -> F32:
+    """Encoded images (name, bytes) -> wire values [N, H, W] in the model's input range."""
+    if runtime.kind != "image" or len(runtime.shape) != 2:
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' takes {runtime.kind} inputs of shape "
+            f"{list(runtime.shape)}; images are for grayscale [H, W] image models"
+        )
+    runtime.check_batch(len(blobs), "images")
+    height, width = runtime.shape
+    pixels = np.empty((len(blobs), height, width), dtype=np.uint8)
+    for i, (name, data) in enumerate(blobs):
+        pixels[i] = decode_image(name, data, (height, width), resize, runtime.name)
+    return runtime.from_pixels(pixels)
+
+
+def decode_image(
+    name: str, data: bytes, shape: tuple[int, int], resize: bool, model: str
+) -> npt.NDArray[np.uint8]:
+    """One PNG/JPEG -> uint8 grayscale [H, W] (resized when asked)."""
+    height, width = shape
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.format not in IMAGE_FORMATS:
+            raise InvalidInput(f"{name} is a {img.format} image; send PNG or JPEG")
+        w, h = img.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise InvalidInput(f"{name} is {w}x{h} pixels; at most {MAX_IMAGE_PIXELS} are accepted")
+        if (w, h) != (width, height) and not resize:
+            raise InvalidInput(
+                f"{name} is {w}x{h} pixels (width x height); model '{model}' expects "
+                f"{width}x{height}; send that size or pass resize=true"
+            )
+        gray = img.convert("L")
+        if gray.size != (width, height):
+            gray = gray.resize((width, height), Image.Resampling.BILINEAR)
+        return np.asarray(gray, dtype=np.uint8)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(f"{name} is not a readable PNG or JPEG image") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt image data
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{name} is not a readable PNG or JPEG image: {exc}") from None
+
+
+def png_base64(pixels: npt.NDArray[np.uint8]) -> list[str]:
+    """uint8 [N, H, W] -> base64 PNG strings."""
+    out = []
+    for image in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+        out.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+    return out
+
+
+# -- request inputs and outputs --------------------------------------------------------------
+
+
+def wire_inputs(parsed: ParsedRequest[Any]) -> F32:
+    """The one input form of a request (inputs | images | records | uploads) as an ndarray."""
+    runtime, options = parsed.runtime, parsed.options
+    if parsed.uploads is not None:
+        return images_to_array(runtime, parsed.uploads, options.resize)
+    given = [k for k in ("inputs", "images", "records") if getattr(options, k) is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "send exactly one of 'inputs', 'images' or 'records'"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if given[0] == "images":
+        return images_from_base64(runtime, options.images, options.resize)
+    if given[0] == "records":
+        return records_to_array(runtime, options.records)
+    return array_from_json(options.inputs, "inputs")
+
+
+def check_output_options(runtime: ModelRuntime, options: Any) -> None:
+    """Refuse output options the model cannot honour, before running it."""
+    if getattr(options, "binarize", False) and not runtime.binary:
+        raise UnsupportedOperation(
+            f"binarize is only for binary models; model '{runtime.name}' is not binary"
+        )
+    if getattr(options, "output_format", "array") == "png" and not runtime.png:
+        raise UnsupportedOperation(
+            f"output_format 'png' needs a grayscale [H, W] image model; model '{runtime.name}' "
+            f"takes {runtime.kind} inputs of shape {list(runtime.shape)}"
+        )
+
+
+def encode_outputs(runtime: ModelRuntime, outputs: F32, options: Any) -> Any:
+    """Wire outputs as asked: floats, 0/1 (binarize), or base64 PNG."""
+    binarize = getattr(options, "binarize", False)
+    result: Any = runtime.binarize(outputs) if binarize else outputs
+    if getattr(options, "output_format", "array") == "png":
+        pixels = result * np.uint8(255) if binarize else runtime.to_pixels(result)
+        return png_base64(pixels)
+    return result
+
+
+async def respond(parsed: ParsedRequest[Any], work: Callable[[], dict[str, Any]]) -> Response:
+    """Run the blocking part of a request in the thread pool and write the JSON response."""
+    runtime = parsed.runtime
+    check_output_options(runtime, parsed.options)
+
+    def run() -> bytes:
+        body = {"model": runtime.name, "version": runtime.version, **work()}
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return Response(await run_in_threadpool(run), media_type=JSON)

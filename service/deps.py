@@ -1,0 +1,37 @@
+"""FastAPI dependencies as ``Annotated`` aliases; the state lives on ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.metrics import Metrics
+from service.repository import LoadState, ModelRepository
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_load_state(request: Request) -> LoadState:
+    state: LoadState = request.app.state.load
+    return state
+
+
+def get_repository(request: Request) -> ModelRepository:
+    """The loaded repository; 503 with Retry-After while models are still loading."""
+    return get_load_state(request).require()
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LoadStateDep = Annotated[LoadState, Depends(get_load_state)]
+RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,73 @@
+"""Prometheus metrics, in a per-app CollectorRegistry (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+if TYPE_CHECKING:
+    from service.repository import ModelRepository
+
+__all__ = ["CONTENT_TYPE", "MODEL_KEY", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Routes put the served model's name into the ASGI scope under this key for the labels.
+MODEL_KEY = "aeserve.model"
+# Request latency buckets in seconds: most requests take a few milliseconds.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Request counters and latency by endpoint, model and status; model load gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["endpoint", "model", "status"]
+        self.requests = Counter(
+            "aeserve_requests",
+            "HTTP requests by endpoint (route path), model and status code",
+            labels,
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aeserve_request_duration_seconds",
+            "HTTP request latency by endpoint, model and status code",
+            labels,
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.models_loaded = Gauge(
+            "aeserve_models_loaded", "Models loaded and serving", registry=self.registry
+        )
+        self.models_failed = Gauge(
+            "aeserve_models_failed", "Model directories refused at load", registry=self.registry
+        )
+        self.model_info = Gauge(
+            "aeserve_model_info",
+            "1 for every loaded model, labelled with its version and family",
+            ["model", "version", "family"],
+            registry=self.registry,
+        )
+
+    def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(endpoint, model, code).inc()
+        self.latency.labels(endpoint, model, code).observe(seconds)
+
+    def set_models(self, repository: ModelRepository) -> None:
+        self.models_loaded.set(len(repository.models))
+        self.models_failed.set(len(repository.failed))
+        for rt in repository.models.values():
+            self.model_info.labels(rt.name, rt.version, rt.manifest.family).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

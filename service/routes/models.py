@@ -1,0 +1,109 @@
+"""What is served: GET /models, /models/{name}, the model card and its plots."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import FileResponse, Response
+
+from service.codecs import json_response
+from service.deps import RepositoryDep
+from service.errors import ModelNotFound
+from service.manifest import CARD_FILE
+from service.runtime import ModelRuntime
+from service.schemas import ModelDetail, ModelList, responses
+
+router = APIRouter(tags=["models"])
+
+_PLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
+
+
+def summary(runtime: ModelRuntime) -> dict[str, Any]:
+    m = runtime.manifest
+    plots = sorted(p.name for p in runtime.model_dir.glob("*.png") if _PLOT.match(p.name))
+    card = runtime.model_dir / CARD_FILE
+    return {
+        "name": m.name,
+        "version": m.version,
+        "description": m.description,
+        "family": m.family,
+        "input": {
+            "kind": m.input.kind,
+            "shape": m.input.shape,
+            "range": m.input.range,
+            "binary": m.input.binary,
+            "features": m.input.features,
+        },
+        "latent_dim": m.latent.dim,
+        "prior": m.latent.prior.kind,
+        "denoiser": m.denoiser,
+        "endpoints": runtime.endpoints,
+        "score": {
+            "kind": m.score.kind,
+            "threshold": m.score.threshold,
+            "threshold_rule": m.score.threshold_rule,
+        },
+        "metrics": {k: v.model_dump() for k, v in m.metrics.items()},
+        "training": {
+            "dataset": m.training.dataset,
+            "seed": m.training.seed,
+            "epochs": m.training.epochs,
+            "duration_s": m.training.duration_s,
+            "denoising": m.training.denoising.model_dump() if m.training.denoising else None,
+            "regularizer": m.training.regularizer.model_dump() if m.training.regularizer else None,
+            "final_loss": m.training.final_loss,
+            "command": m.training.command,
+        },
+        "card": f"/models/{m.name}/card" if card.is_file() else None,
+        "plots": [f"/models/{m.name}/files/{p}" for p in plots],
+    }
+
+
+@router.get("/models", responses=responses(ModelList, 503))
+async def list_models(repository: RepositoryDep) -> Response:
+    """Loaded models (what each can do) and the ones refused at load, with the reason."""
+    return json_response(
+        {
+            "default": repository.default_name,
+            "models": [summary(rt) for rt in repository.models.values()],
+            "failed": [{"name": k, "reason": v} for k, v in repository.failed.items()],
+        }
+    )
+
+
+@router.get("/models/{name}", responses=responses(ModelDetail, 404, 503))
+async def get_model(name: str, repository: RepositoryDep) -> Response:
+    """One model: its summary plus the full manifest."""
+    runtime = repository.get(name)
+    return json_response({**summary(runtime), "manifest": runtime.manifest.model_dump(mode="json")})
+
+
+@router.get(
+    "/models/{name}/card",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}}, "description": "the model card"}},
+)
+async def get_card(name: str, repository: RepositoryDep) -> Response:
+    """The model card (markdown)."""
+    path = repository.get(name).model_dir / CARD_FILE
+    if not path.is_file():
+        raise ModelNotFound(f"model '{name}' has no {CARD_FILE}")
+    return Response(path.read_bytes(), media_type="text/markdown; charset=utf-8")
+
+
+@router.get(
+    "/models/{name}/files/{filename}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}, "description": "a plot of the card"}},
+)
+async def get_plot(name: str, filename: str, repository: RepositoryDep) -> Response:
+    """A plot referenced by the model card (PNG files of the model directory)."""
+    model_dir: Path = repository.get(name).model_dir
+    path = model_dir / filename
+    if not _PLOT.match(filename) or not path.is_file():
+        plots = sorted(p.name for p in model_dir.glob("*.png"))
+        raise ModelNotFound(f"model '{name}' has no plot '{filename}'; plots: {plots}")
+    return FileResponse(path, media_type="image/png")

@@ -1,0 +1,50 @@
+"""Operations: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from service.codecs import json_response
+from service.deps import LoadStateDep, MetricsDep
+from service.errors import NotReady
+from service.metrics import CONTENT_TYPE
+from service.schemas import PROBLEM_RESPONSES, HealthResponse, ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz() -> Response:
+    """Liveness: 200 while the process serves HTTP."""
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    responses={503: PROBLEM_RESPONSES[503]},
+)
+async def readyz(state: LoadStateDep) -> Response:
+    """Readiness: 503 until the models are loaded (and at least one serves), then 200."""
+    repo = state.require()
+    if not repo.models:
+        failed = "; ".join(f"{k}: {v}" for k, v in repo.failed.items()) or "none found"
+        raise NotReady(f"no model loaded from {repo.model_dir} (failed: {failed})")
+    return json_response(
+        {
+            "status": "ready",
+            "models": list(repo.models),
+            "failed": [{"name": k, "reason": v} for k, v in repo.failed.items()],
+        }
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(metrics: MetricsDep) -> Response:
+    """Prometheus metrics: requests and latency by endpoint, model and status; model counts."""
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,97 @@
+"""Through the bottleneck and back: /reconstruct, /denoise, /anomaly-score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service import codecs
+from service.deps import RepositoryDep
+from service.errors import UnsupportedOperation
+from service.schemas import (
+    GLYPH,
+    AnomalyScoreRequest,
+    AnomalyScoreResponse,
+    DenoiseRequest,
+    DenoiseResponse,
+    ReconstructRequest,
+    ReconstructResponse,
+    request_body,
+    responses,
+)
+
+router = APIRouter(tags=["inference"])
+
+
+@router.post(
+    "/reconstruct",
+    openapi_extra=request_body(
+        ReconstructRequest, {"model": "font", "inputs": [GLYPH], "binarize": True}, multipart=True
+    ),
+    responses=responses(ReconstructResponse),
+)
+async def reconstruct(request: Request, repository: RepositoryDep) -> Response:
+    """Reconstruct inputs: ``outputs`` and per-sample ``scores`` (the manifest's score)."""
+    parsed = await codecs.read_request(request, ReconstructRequest, repository, multipart=True)
+    runtime, options = parsed.runtime, parsed.options
+
+    def work() -> dict[str, Any]:
+        rec = runtime.reconstruct(codecs.wire_inputs(parsed))
+        return {
+            "outputs": codecs.encode_outputs(runtime, rec.outputs, options),
+            "scores": rec.scores,
+        }
+
+    return await codecs.respond(parsed, work)
+
+
+@router.post(
+    "/denoise",
+    openapi_extra=request_body(
+        DenoiseRequest,
+        {"model": "font-denoise", "inputs": [GLYPH], "binarize": True},
+        multipart=True,
+    ),
+    responses=responses(DenoiseResponse),
+)
+async def denoise(request: Request, repository: RepositoryDep) -> Response:
+    """Clean noisy inputs; only models trained as denoisers (``training.denoising``)."""
+    parsed = await codecs.read_request(request, DenoiseRequest, repository, multipart=True)
+    runtime, options = parsed.runtime, parsed.options
+    if not runtime.denoiser:
+        able = ", ".join(repository.denoisers()) or "none is loaded"
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' was not trained as a denoiser; models that can denoise: {able}"
+        )
+
+    def work() -> dict[str, Any]:
+        outputs = runtime.denoise(codecs.wire_inputs(parsed))
+        return {"outputs": codecs.encode_outputs(runtime, outputs, options)}
+
+    return await codecs.respond(parsed, work)
+
+
+@router.post(
+    "/anomaly-score",
+    openapi_extra=request_body(
+        AnomalyScoreRequest, {"model": "font", "inputs": [GLYPH]}, multipart=True
+    ),
+    responses=responses(AnomalyScoreResponse),
+)
+async def anomaly_score(request: Request, repository: RepositoryDep) -> Response:
+    """Anomaly scores with the threshold, ``is_anomaly`` and calibration percentiles (0-100)."""
+    parsed = await codecs.read_request(request, AnomalyScoreRequest, repository, multipart=True)
+    runtime, options = parsed.runtime, parsed.options
+
+    def work() -> dict[str, Any]:
+        result = runtime.anomaly(codecs.wire_inputs(parsed), options.threshold)
+        return {
+            "scores": result.scores,
+            "threshold": result.threshold,
+            "is_anomaly": result.is_anomaly,
+            "percentiles": result.percentiles,
+        }
+
+    return await codecs.respond(parsed, work)

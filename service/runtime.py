@@ -1,0 +1,398 @@
+"""ModelRuntime: one served model. Owns its two ONNX sessions and every number it touches.
+
+Reshape, cast, scaling (tabular scaler), scoring, sampling and percentiles live here; the HTTP
+layer only passes arrays in and out. Every ONNX call goes through :meth:`ModelRuntime._run`, the
+single spot a batching queue or per-call metrics can wrap later.
+
+Spaces: *wire* values are what clients send and receive (raw feature values for tabular models,
+the manifest's input range for images); *model* values are what the ONNX graphs see (tabular:
+standardised with the manifest's scaler). Scores are computed in model space.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from service.errors import InvalidInput, ModelLoadError, UnsupportedOperation
+from service.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+# BCE clips reconstructions to [eps, 1 - eps] so log() stays finite (matches training).
+BCE_EPS = 1e-7
+# Image values may exceed the manifest range by float rounding (e.g. 255/255 * 1.0).
+RANGE_TOLERANCE = 1e-6
+MAX_SAMPLE_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    """onnxruntime session threading (0: let onnxruntime choose)."""
+
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+
+
+def open_session(path: Path, options: OnnxOptions) -> Any:
+    """An onnxruntime CPU session with the configured thread counts."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # errors only: load failures are reported by the repository
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class Encoded:
+    latents: F32  # [N, dim]; VAE: the posterior mean
+    logvar: F32 | None  # [N, dim]; VAE only
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    outputs: F32  # [N, *shape], wire space
+    scores: F64  # [N], the manifest's score per sample
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    scores: F64  # [N]
+    threshold: float
+    is_anomaly: npt.NDArray[np.bool_]  # [N], score > threshold
+    percentiles: F64  # [N], in percent (0..100) of the calibration scores
+
+
+@dataclass(frozen=True)
+class Samples:
+    latents: F32  # [n, dim]
+    outputs: F32  # [n, *shape], wire space
+    seed: int
+
+
+class ModelRuntime:
+    """A loaded model: the manifest plus encoder and decoder sessions."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        encoder: Any,
+        decoder: Any,
+        *,
+        model_dir: Path,
+        max_batch: int = 1024,
+    ) -> None:
+        self.manifest = manifest
+        self.model_dir = model_dir
+        self.max_batch = max_batch
+        self._encoder = encoder
+        self._decoder = decoder
+
+        spec = manifest.input
+        self.shape: tuple[int, ...] = tuple(spec.shape)
+        self.size = math.prod(self.shape)
+        self.latent_dim = manifest.latent.dim
+        self.is_vae = manifest.family == "vae"
+        self._encoder_outputs = ["mu", "logvar"] if self.is_vae else ["z"]
+        self._range = spec.range
+        self._mean: F32 | None = None
+        self._std: F32 | None = None
+        if spec.scaler is not None:
+            self._mean = np.asarray(spec.scaler.mean, dtype=np.float32)
+            self._std = np.asarray(spec.scaler.std, dtype=np.float32)
+
+        # Sampling: z = mean + scale * eps @ factor.T with factor @ factor.T = cov.
+        prior = manifest.latent.prior
+        self._prior_mean = np.zeros(self.latent_dim)
+        self._prior_factor = np.eye(self.latent_dim)
+        if prior.kind == "empirical" and prior.mean is not None and prior.cov is not None:
+            self._prior_mean = np.asarray(prior.mean, dtype=np.float64)
+            cov = np.asarray(prior.cov, dtype=np.float64)
+            # eigh instead of cholesky: a rank-deficient (PSD, not PD) covariance still works.
+            w, v = np.linalg.eigh((cov + cov.T) / 2)
+            self._prior_factor = v * np.sqrt(np.clip(w, 0.0, None))
+
+        cal = manifest.score.calibration
+        self._cal_levels = np.asarray(cal.levels, dtype=np.float64)
+        self._cal_values = np.asarray(cal.values, dtype=np.float64)
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.input.kind
+
+    @property
+    def denoiser(self) -> bool:
+        return self.manifest.denoiser
+
+    @property
+    def binary(self) -> bool:
+        return self.manifest.input.binary
+
+    @property
+    def png(self) -> bool:
+        """Outputs can be returned as PNG: grayscale [H, W] image models."""
+        return self.kind == "image" and len(self.shape) == 2
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The inference endpoints this model supports."""
+        eps = ["/encode", "/decode", "/reconstruct", "/sample", "/anomaly-score"]
+        if self.denoiser:
+            eps.insert(3, "/denoise")
+        return eps
+
+    # -- the one inference call -------------------------------------------------------------
+
+    def _run(self, session: Any, outputs: Sequence[str], feeds: dict[str, F32]) -> list[F32]:
+        """Run one ONNX session. Every inference goes through here (batching seam)."""
+        result: list[F32] = session.run(list(outputs), feeds)
+        return result
+
+    # -- validation and spaces ----------------------------------------------------------------
+
+    def check_batch(self, n: int, what: str) -> None:
+        """At least one and at most ``max_batch`` samples."""
+        if n == 0:
+            raise InvalidInput(f"{what} is empty; send at least one sample")
+        if n > self.max_batch:
+            raise InvalidInput(
+                f"{what} has {n} samples; at most {self.max_batch} are accepted per request "
+                "(AESERVE_MAX_BATCH)"
+            )
+
+    def to_model_space(self, x: F32, what: str = "inputs") -> F32:
+        """Check wire inputs ``[N, *shape]`` or ``[N, prod(shape)]`` and return model inputs."""
+        shape = list(self.shape)
+        if x.ndim >= 1:
+            self.check_batch(x.shape[0], what)
+        if tuple(x.shape[1:]) == self.shape:
+            pass
+        elif x.ndim == 2 and x.shape[1] == self.size:
+            x = x.reshape((x.shape[0], *self.shape))
+        else:
+            hint = ""
+            if tuple(x.shape) == self.shape:
+                hint = "; wrap a single sample in a list to add the batch axis"
+            flat = f" or [N, {self.size}]" if len(shape) > 1 else ""
+            raise InvalidInput(
+                f"{what} has shape {list(x.shape)}; model '{self.name}' expects "
+                f"[N, {', '.join(map(str, shape))}]{flat}{hint}"
+            )
+        self._check_finite(x, what)
+        if self._range is not None:
+            lo, hi = self._range
+            x_min, x_max = float(x.min()), float(x.max())
+            if x_min < lo - RANGE_TOLERANCE or x_max > hi + RANGE_TOLERANCE:
+                raise InvalidInput(
+                    f"{what} values must lie in [{lo:g}, {hi:g}] for model '{self.name}'; "
+                    f"got values from {x_min:g} to {x_max:g}"
+                )
+        if self._mean is not None and self._std is not None:
+            x = (x - self._mean) / self._std
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def to_wire_space(self, x_hat: F32) -> F32:
+        """Decoder outputs to what clients see (tabular: undo the scaler)."""
+        if self._mean is not None and self._std is not None:
+            x_hat = x_hat * self._std + self._mean
+        return np.ascontiguousarray(x_hat, dtype=np.float32)
+
+    @staticmethod
+    def _check_finite(x: F32, what: str) -> None:
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0].tolist()
+            raise InvalidInput(f"{what} contains a non-finite number (NaN or Infinity) at {bad}")
+
+    def check_latents(self, z: F32) -> F32:
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise InvalidInput(
+                f"latents has shape {list(z.shape)}; model '{self.name}' expects "
+                f"[N, {self.latent_dim}]"
+            )
+        self.check_batch(z.shape[0], "latents")
+        self._check_finite(z, "latents")
+        return np.ascontiguousarray(z, dtype=np.float32)
+
+    # -- operations (wire arrays in, wire arrays out) ---------------------------------------
+
+    def encode(self, x: F32) -> Encoded:
+        """Wire inputs -> latents (VAE: the mean, and the log-variance)."""
+        return self._encode(self.to_model_space(x))
+
+    def decode(self, z: F32) -> F32:
+        """Latents [N, dim] -> wire outputs [N, *shape]."""
+        return self.to_wire_space(self._decode(self.check_latents(z)))
+
+    def reconstruct(self, x: F32) -> Reconstruction:
+        """Encode (VAE: the mean), decode, score."""
+        xm = self.to_model_space(x)
+        x_hat = self._decode(self._encode(xm).latents)
+        return Reconstruction(self.to_wire_space(x_hat), self.scores(xm, x_hat))
+
+    def denoise(self, x: F32) -> F32:
+        """Noisy wire inputs -> cleaned outputs (only meaningful for models trained to denoise)."""
+        if not self.denoiser:
+            raise UnsupportedOperation(f"model '{self.name}' was not trained as a denoiser")
+        return self.to_wire_space(self._decode(self._encode(self.to_model_space(x)).latents))
+
+    def _encode(self, x: F32) -> Encoded:
+        out = self._run(self._encoder, self._encoder_outputs, {"x": x})
+        return Encoded(out[0], out[1] if self.is_vae else None)
+
+    def _decode(self, z: F32) -> F32:
+        return self._run(self._decoder, ["x_hat"], {"z": z})[0]
+
+    def scores(self, x: F32, x_hat: F32) -> F64:
+        """The manifest's per-sample score, in model space: mean BCE or mean squared error."""
+        n = x.shape[0]
+        target = x.reshape(n, -1).astype(np.float64)
+        pred = x_hat.reshape(n, -1).astype(np.float64)
+        if self.manifest.score.kind == "bce":
+            p = np.clip(pred, BCE_EPS, 1.0 - BCE_EPS)
+            loss = -(target * np.log(p) + (1.0 - target) * np.log1p(-p))
+        else:
+            loss = (target - pred) ** 2
+        scores: F64 = loss.mean(axis=1)
+        return scores
+
+    def percentiles(self, scores: F64) -> F64:
+        """Rank of each score among the calibration scores, in percent (0..100).
+
+        Linear interpolation of the score into the calibration quantiles; scores outside the
+        calibrated range get the lowest / highest calibrated level.
+        """
+        ranks: F64 = np.interp(scores, self._cal_values, self._cal_levels) * 100.0
+        return ranks
+
+    def anomaly(self, x: F32, threshold: float | None = None) -> AnomalyResult:
+        """Scores of wire inputs against a threshold (the manifest's unless given), percentiles."""
+        # Issue 5 adds tabular per-feature contributions here (squared error per column).
+        rec = self.reconstruct(x)
+        thr = self.manifest.score.threshold if threshold is None else float(threshold)
+        return AnomalyResult(rec.scores, thr, rec.scores > thr, self.percentiles(rec.scores))
+
+    def sample(self, n: int, seed: int | None = None, scale: float = 1.0) -> Samples:
+        """Draw ``n`` latents from the prior (scaled about its mean) and decode them.
+
+        VAEs: the standard normal; plain autoencoders: the empirical Gaussian of training codes.
+        The same seed gives the same samples.
+        """
+        if not (math.isfinite(scale) and 0 < scale <= MAX_SAMPLE_SCALE):
+            raise InvalidInput(f"scale must be in (0, {MAX_SAMPLE_SCALE:g}], got {scale}")
+        self.check_batch(n, "n")
+        if seed is None:
+            seed = secrets.randbits(63)
+        eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        z = (self._prior_mean + scale * eps @ self._prior_factor.T).astype(np.float32)
+        x_hat = self._decode(z)
+        return Samples(z, self.to_wire_space(x_hat), seed)
+
+    # -- output forms ----------------------------------------------------------------------
+
+    def binarize(self, outputs: F32) -> npt.NDArray[np.uint8]:
+        """0/1 outputs for binary models, thresholded at the middle of the input range."""
+        if not self.binary:
+            raise UnsupportedOperation(
+                f"model '{self.name}' does not model binary data; binarize is only for "
+                "models whose input.binary is true"
+            )
+        lo, hi = self._range or (0.0, 1.0)
+        return (outputs >= (lo + hi) / 2).astype(np.uint8)
+
+    def to_pixels(self, outputs: F32 | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """Image outputs [N, H, W] in the input range -> uint8 grey levels for PNG."""
+        if not self.png:
+            raise UnsupportedOperation(
+                f"model '{self.name}' has {self.kind} inputs of shape {list(self.shape)}; "
+                "PNG outputs need an image model with [H, W] inputs"
+            )
+        lo, hi = self._range or (0.0, 1.0)
+        unit = (np.asarray(outputs, dtype=np.float32) - lo) / (hi - lo)
+        pixels: npt.NDArray[np.uint8] = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+        return pixels
+
+    def from_pixels(self, pixels: npt.NDArray[np.uint8]) -> F32:
+        """uint8 grey levels [N, H, W] -> wire values in the input range."""
+        lo, hi = self._range or (0.0, 1.0)
+        x: F32 = (pixels.astype(np.float32) / np.float32(255.0)) * np.float32(hi - lo) + np.float32(
+            lo
+        )
+        return x
+
+    # -- load-time checks -------------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Check the ONNX signatures against the manifest and run a batch of 2 through both.
+
+        Raises ModelLoadError with the first disagreement.
+        """
+        self._check_signature(self._encoder, "encoder", "x", [*self.shape], self._encoder_outputs)
+        self._check_signature(self._decoder, "decoder", "z", [self.latent_dim], ["x_hat"])
+        lo, hi = self._range or (0.0, 0.0)
+        x = np.full((2, *self.shape), (lo + hi) / 2, dtype=np.float32)
+        try:
+            enc = self._encode(x)
+            x_hat = self._decode(enc.latents)
+        except Exception as exc:  # onnxruntime raises its own (untyped) errors
+            raise ModelLoadError(f"a test batch of 2 failed to run: {exc}") from exc
+        expected = {
+            "encoder output": (enc.latents.shape, (2, self.latent_dim)),
+            "decoder output": (x_hat.shape, (2, *self.shape)),
+        }
+        if enc.logvar is not None:
+            expected["encoder logvar"] = (enc.logvar.shape, (2, self.latent_dim))
+        for what, (got, want) in expected.items():
+            if tuple(got) != want:
+                raise ModelLoadError(
+                    f"{what} has shape {list(got)} for a batch of 2; manifest says {list(want)}"
+                )
+
+    @staticmethod
+    def _check_signature(
+        session: Any, which: str, input_name: str, dims: list[int], outputs: list[str]
+    ) -> None:
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != input_name:
+            names = [i.name for i in inputs]
+            raise ModelLoadError(f"{which} inputs are {names}; the contract says ['{input_name}']")
+        if inputs[0].type != "tensor(float)":
+            raise ModelLoadError(f"{which} input is {inputs[0].type}; expected tensor(float)")
+        shape = inputs[0].shape
+        if len(shape) != 1 + len(dims) or any(
+            isinstance(got, int) and got != want for got, want in zip(shape[1:], dims, strict=True)
+        ):
+            raise ModelLoadError(
+                f"{which} input '{input_name}' has shape {shape}; manifest says [N, "
+                f"{', '.join(map(str, dims))}]"
+            )
+        if isinstance(shape[0], int) and shape[0] != -1:
+            raise ModelLoadError(f"{which} has a fixed batch size {shape[0]}; it must be dynamic")
+        have = [o.name for o in session.get_outputs()]
+        missing = [o for o in outputs if o not in have]
+        if missing:
+            raise ModelLoadError(f"{which} outputs are {have}; missing {missing}")

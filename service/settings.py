@@ -1,0 +1,124 @@
+"""Service configuration: one pydantic-settings class, every field from ``AESERVE_<NAME>``.
+
+A bad value stops startup: :func:`load_settings` turns pydantic's error into a
+:class:`ConfigError` whose message names the environment variable and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "AESERVE_"
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+_MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is read from ``AESERVE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        protected_namespaces=(),
+        validate_default=True,
+    )
+
+    model_dir: Path = Path("models")
+    """The model repository: one sub-directory per model (``model.json`` + ONNX files)."""
+
+    default_model: str | None = None
+    """Model used when a request names none. Unset: the first loaded model by name."""
+
+    host: str = "0.0.0.0"
+    """Interface uvicorn binds to (``python -m service``)."""
+
+    port: int = Field(8000, ge=1, le=65535)
+    """TCP port uvicorn listens on."""
+
+    workers: int = Field(1, ge=1, le=64)
+    """uvicorn worker processes; each loads every model."""
+
+    log_level: LogLevel = "info"
+    """Log level of uvicorn and the ``service`` loggers."""
+
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+
+    max_batch: int = Field(1024, ge=1)
+    """Most samples (rows, images, records or latents) in one request; more get 422."""
+
+    max_samples: int = Field(256, ge=1)
+    """Largest ``n`` accepted by ``/sample``."""
+
+    onnx_intra_op_threads: int = Field(1, ge=0, le=256)
+    """onnxruntime threads inside one operator (0: onnxruntime picks, usually all cores).
+    1 suits many concurrent small requests; raise it for large batches."""
+
+    onnx_inter_op_threads: int = Field(1, ge=0, le=256)
+    """onnxruntime threads across independent operators (0: onnxruntime picks)."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed by CORS, comma-separated or a JSON list (``*`` for any); empty: CORS off."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("model_dir")
+    @classmethod
+    def _model_dir_exists(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"model directory '{value}' does not exist or is not a directory")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model_name(cls, value: str | None) -> str | None:
+        if value is not None and not _MODEL_NAME.match(value):
+            raise ValueError(f"'{value}' is not a model name (lower-case letters, digits, ._-)")
+        return value or None
+
+    @model_validator(mode="after")
+    def _default_model_present(self) -> Settings:
+        if self.default_model is not None and not (self.model_dir / self.default_model).is_dir():
+            raise ValueError(
+                f"AESERVE_DEFAULT_MODEL='{self.default_model}' names no model directory "
+                f"in '{self.model_dir}'"
+            )
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build :class:`Settings` from the environment (and ``overrides``), or raise ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad setting: ``AESERVE_PORT=70000: Input should be ...``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        name = f"{ENV_PREFIX}{loc.upper()}" if loc else "settings"
+        value = err.get("input")
+        shown = "" if loc == "" or isinstance(value, dict) else f"={value!r}"
+        lines.append(f"invalid setting {name}{shown}: {err['msg']}")
+    return "; ".join(lines)
