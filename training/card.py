@@ -1,0 +1,121 @@
+"""``card.md``: what the model is, its data, architecture, metrics, plots and how to rebuild it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.manifest import CARD_FILE, Manifest
+from training.datasets import Dataset
+from training.evaluate import Evaluation, meets
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e6 else f"{v:.4g}"
+
+
+def write_card(
+    out_dir: Path,
+    manifest: Manifest,
+    data: Dataset,
+    evaluation: Evaluation,
+    plots: dict[str, tuple[str, str]],
+) -> Path:
+    """``plots``: file name -> (section title, one-line caption), in the order to show them."""
+    m, t = manifest, manifest.training
+    arch = ", ".join(f"{k}={v}" for k, v in t.architecture.items())
+    noise = f"{t.denoising.kind} {t.denoising.level:g}" if t.denoising else "no"
+    lines = [
+        f"# {m.name}",
+        "",
+        m.description,
+        "",
+        f"- version `{m.version}` · family `{m.family}` · created {m.created_at}",
+        f"- input: {m.input.kind} {m.input.shape}, range {m.input.range}"
+        + (", binary (0/1)" if m.input.binary else ""),
+        f"- latent: {m.latent.dim}-D, prior `{m.latent.prior.kind}`",
+        "",
+        "## Data",
+        "",
+        f"Dataset `{t.dataset}`: {len(data.train)} training, {len(data.val)} validation, "
+        f"{len(data.test)} test samples. {data.splits_note}",
+        "",
+        "## Architecture and training",
+        "",
+        f"- architecture: {arch}",
+        f"- seed {t.seed}, {t.epochs} epochs, {t.duration_s:.1f} s on CPU, "
+        f"final training loss {t.final_loss:.4g} per sample",
+        f"- denoising: {noise}; regularizer: {t.regularizer.kind if t.regularizer else 'none'}",
+        f"- options: {', '.join(f'{k}={v}' for k, v in t.extra.get('train_options', {}).items())}",
+        "",
+        "## Metrics",
+        "",
+        "Measured on the exported ONNX files with onnxruntime.",
+        "",
+        "| metric | value | target | split | what |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, metric in m.metrics.items():
+        target = ""
+        if metric.target:
+            ok = meets(metric.value, metric.target)
+            target = f"{metric.target} {'✓' if ok else '✗ MISSED'}"
+        cells = [f"`{name}`", _fmt(metric.value), target, metric.split, metric.description]
+        lines.append("| " + " | ".join(cells) + " |")
+    curve = evaluation.curve
+    if curve is not None:
+        lines += [
+            "",
+            "### Denoising bit-flipped inputs",
+            "",
+            f"Mean wrong pixels per sample after thresholding at 0.5, over {curve.draws} noisy "
+            "draws of every sample per flip probability p (the same draws for every column).",
+            "",
+            "| p | noisy input | "
+            + " | ".join(f"`{o}`" for o in curve.others)
+            + (" | " if curve.others else "")
+            + f"`{m.name}` |"
+            + (" Bayes-optimal |" if curve.bayes else ""),
+            "| --- " * (3 + len(curve.others) + (1 if curve.bayes else 0)) + "|",
+        ]
+        for i, p in enumerate(curve.levels):
+            cells = [f"{p:.2f}", f"{curve.noisy[i]:.3f}"]
+            cells += [f"{v[i]:.3f}" for v in curve.others.values()]
+            cells.append(f"**{curve.model[i]:.3f}**")
+            if curve.bayes:
+                cells.append(f"{curve.bayes[i]:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        if curve.bayes:
+            lines += [
+                "",
+                "Bayes-optimal: the per-pixel posterior majority when the clean input is known to "
+                "be one of the set's samples, uniformly; no denoiser can do better on average.",
+            ]
+    cal = m.score.calibration
+    lines += [
+        "",
+        "## Anomaly score",
+        "",
+        f"Score: per-sample mean `{m.score.kind}` over the input values. Calibrated on "
+        f"{cal.n} scores ({cal.split}): median {cal.values[50]:.4g}, max {cal.values[-1]:.4g}. "
+        f"Threshold {m.score.threshold:.4g} (`{m.score.threshold_rule}`).",
+        "",
+        "## Plots",
+    ]
+    for file, (title, caption) in plots.items():
+        lines += ["", f"### {title}", "", caption, "", f"![{title}]({file})"]
+    lines += [
+        "",
+        "## Rebuild",
+        "",
+        "```sh",
+        t.command,
+        "```",
+        "",
+        f"Recipe: `{t.recipe}`. Same recipe and seed give the same weights on the same machine "
+        "(one CPU thread, deterministic algorithms); the manifest's `version` is a hash of the two "
+        "ONNX files.",
+        "",
+    ]
+    path = out_dir / CARD_FILE
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,12 @@
+"""The dataset registry: a name -> a loader returning a :class:`Dataset`.
+
+Importing this package registers the built-in loaders. Loaders are plain numpy (no torch), so the
+tests that re-check shipped models with onnxruntime can use them too. New datasets (issues 4 and 5:
+MNIST and Fashion-MNIST via an IDX reader, sklearn digits, tabular benchmarks) register themselves
+with :func:`register` in their own module and are imported below.
+"""
+
+from training.datasets import font as _font  # noqa: F401  (registers "font")
+from training.datasets.base import DATASETS, Dataset, Split, get_dataset, load_dataset, register
+
+__all__ = ["DATASETS", "Dataset", "Split", "get_dataset", "load_dataset", "register"]

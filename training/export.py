@@ -1,0 +1,113 @@
+"""Export: ``encoder.onnx`` and ``decoder.onnx`` exactly as the model-repository contract says.
+
+Through the public API (``torch.onnx.export``) with the TorchScript exporter (``dynamo=False``):
+it gives a dynamic batch axis from ``dynamic_axes`` without torch.export tracing, which fails on
+this stack. Each file is checked with ``onnx.checker`` and against torch with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from service.manifest import DECODER_FILE, ENCODER_FILE
+from training.models import Autoencoder
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_TOL = 1e-4  # max abs difference between torch and onnxruntime outputs
+
+
+class ParityError(RuntimeError):
+    """onnxruntime disagrees with torch on an exported graph."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    encoder: Path
+    decoder: Path
+    max_abs_diff: float  # worst torch-vs-onnxruntime difference over both files and all checks
+
+
+def _to_onnx(module: nn.Module, example: torch.Tensor, inputs: str, outputs: list[str]) -> bytes:
+    """Serialise one module to ONNX bytes with axis 0 of every input and output dynamic."""
+    buf = io.BytesIO()
+    axes = {name: {0: "N"} for name in [inputs, *outputs]}
+    torch.onnx.export(
+        module,
+        (example,),
+        buf,
+        input_names=[inputs],
+        output_names=outputs,
+        dynamic_axes=axes,
+        opset_version=OPSET,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+    data = buf.getvalue()
+    proto = onnx.load_from_string(data)
+    onnx.checker.check_model(proto, full_check=True)
+    return data
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _max_diff(module: nn.Module, sess: ort.InferenceSession, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        ref = module(x)
+    refs = list(ref) if isinstance(ref, tuple) else [ref]
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    if len(got) != len(refs):
+        raise ParityError(f"onnxruntime returned {len(got)} outputs, torch {len(refs)}")
+    worst = 0.0
+    for r, g in zip(refs, got, strict=True):
+        if tuple(g.shape) != tuple(r.shape) or g.dtype != np.float32:
+            raise ParityError(f"output {g.dtype}{g.shape} differs from torch {tuple(r.shape)}")
+        worst = max(worst, float(np.max(np.abs(r.numpy() - g))))
+    return worst
+
+
+def export(model: Autoencoder, out_dir: Path, sample: np.ndarray, *, seed: int = 0) -> ExportResult:
+    """Write both ONNX files into ``out_dir`` and check them against torch.
+
+    ``sample`` is real data ``[n, *shape]``: the parity check runs on it, on random inputs and
+    random codes of other batch sizes (1 and 7, which proves the batch axis is dynamic), and on
+    codes spread around the training codes.
+    """
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    enc, dec = model.export_encoder(), model.decoder
+    x = torch.from_numpy(np.asarray(sample, np.float32))
+    with torch.no_grad():
+        z = model.encode(x)
+    gen = torch.Generator().manual_seed(seed)
+    enc_path, dec_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE
+    enc_path.write_bytes(_to_onnx(enc, x[:2], "x", model.export_encoder_outputs()))
+    dec_path.write_bytes(_to_onnx(dec, z[:2], "z", ["x_hat"]))
+
+    enc_sess, dec_sess = _session(enc_path), _session(dec_path)
+    x_checks = [x, x[:1], torch.rand((7, *model.shape), generator=gen)]
+    spread = z.std(0, keepdim=True).clamp_min(1.0)
+    z_checks = [z, z[:1], z.mean(0) + 2 * spread * torch.randn((7, z.shape[1]), generator=gen)]
+    worst = max(
+        max(_max_diff(enc, enc_sess, xc) for xc in x_checks),
+        max(_max_diff(dec, dec_sess, zc) for zc in z_checks),
+    )
+    if not worst <= PARITY_TOL:
+        raise ParityError(f"onnxruntime differs from torch by {worst:.3g} > {PARITY_TOL}")
+    log.info("exported %s and %s (max |torch - ort| = %.2g)", enc_path, dec_path, worst)
+    return ExportResult(encoder=enc_path, decoder=dec_path, max_abs_diff=worst)

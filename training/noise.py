@@ -1,0 +1,49 @@
+"""Corruptions for denoising training and evaluation, as a registry: kind -> function.
+
+A noise function takes a clean batch ``x`` [N, *shape] (numpy, in the input range), a level and a
+numpy generator, and returns a corrupted float32 copy of the same shape. Numpy, not torch, so the
+same draws serve training and the onnxruntime-only checks of shipped models. Issue 4 adds
+``gaussian`` and ``masking`` with :func:`register`; the manifest's ``training.denoising.kind``
+already names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+NoiseFn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
+NOISES: dict[str, NoiseFn] = {}
+
+
+def register(name: str) -> Callable[[NoiseFn], NoiseFn]:
+    def deco(fn: NoiseFn) -> NoiseFn:
+        if name in NOISES:
+            raise ValueError(f"noise {name!r} registered twice")
+        NOISES[name] = fn
+        return fn
+
+    return deco
+
+
+@register("bitflip")
+def bitflip(x: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Flip each value of 0/1 data independently with probability ``p`` (x -> 1 - x)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"flip probability must be in [0, 1], got {p}")
+    x = np.asarray(x, np.float32)
+    flip = rng.random(x.shape) < p
+    return np.where(flip, 1.0 - x, x).astype(np.float32)
+
+
+def get_noise(kind: str) -> NoiseFn:
+    try:
+        return NOISES[kind]
+    except KeyError:
+        raise KeyError(f"unknown noise {kind!r} (known: {', '.join(sorted(NOISES))})") from None
+
+
+def corrupt(x: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
+    """A seeded corrupted copy of a batch (evaluation and tests)."""
+    return get_noise(kind)(x, level, np.random.default_rng(seed))
