@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -45,6 +47,20 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # Samples scored by /anomaly-score and how many were flagged: the flag rate per model
+        # (docker/prometheus/rules.yml) shows drift in what clients send.
+        self.anomaly_samples = Counter(
+            "aeserve_anomaly_samples",
+            "Samples scored by /anomaly-score, by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.anomaly_flagged = Counter(
+            "aeserve_anomaly_flagged",
+            "Samples /anomaly-score flagged as anomalies (score above the threshold), by model",
+            ["model"],
+            registry=self.registry,
+        )
         self.models_loaded = Gauge(
             "aeserve_models_loaded", "Models loaded and serving", registry=self.registry
         )
@@ -62,6 +78,11 @@ class Metrics:
         code = str(status)
         self.requests.labels(endpoint, model, code).inc()
         self.latency.labels(endpoint, model, code).observe(seconds)
+
+    def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
+        """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""
+        self.anomaly_samples.labels(model).inc(int(is_anomaly.size))
+        self.anomaly_flagged.labels(model).inc(int(np.count_nonzero(is_anomaly)))
 
     def set_models(self, repository: ModelRepository) -> None:
         self.models_loaded.set(len(repository.models))

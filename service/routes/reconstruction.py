@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service import codecs
-from service.deps import RepositoryDep
+from service.deps import MetricsDep, RepositoryDep
 from service.errors import UnsupportedOperation
 from service.schemas import (
     GLYPH,
@@ -80,13 +80,16 @@ async def denoise(request: Request, repository: RepositoryDep) -> Response:
     ),
     responses=responses(AnomalyScoreResponse),
 )
-async def anomaly_score(request: Request, repository: RepositoryDep) -> Response:
+async def anomaly_score(
+    request: Request, repository: RepositoryDep, metrics: MetricsDep
+) -> Response:
     """Anomaly scores with the threshold, ``is_anomaly`` and calibration percentiles (0-100)."""
     parsed = await codecs.read_request(request, AnomalyScoreRequest, repository, multipart=True)
     runtime, options = parsed.runtime, parsed.options
 
     def work() -> dict[str, Any]:
         result = runtime.anomaly(codecs.wire_inputs(parsed), options.threshold)
+        metrics.observe_anomalies(runtime.name, result.is_anomaly)
         return {
             "scores": result.scores,
             "threshold": result.threshold,

@@ -100,8 +100,12 @@ def scrape(text: str) -> dict[str, set[str]]:
 def test_every_metric_the_rules_use_is_exported(start_service: StartService) -> None:
     proc = start_service()
     with client() as http:
-        # Labelled series appear once observed: serve a request first.
+        # Labelled series appear once observed: serve requests first. The tiny model's score is
+        # 0 at the origin and large far from its 2-d code plane: one normal, one flagged.
         assert http.post(proc.url + "/reconstruct", json={"inputs": [[0.0] * 4]}).status_code == 200
+        scored = http.post(proc.url + "/anomaly-score", json={"inputs": [[0.0] * 4, [9.0] * 4]})
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["is_anomaly"] == [False, True]
         exported = scrape(http.get(proc.url + "/metrics").text)
     synthetic = {"up"}  # Prometheus adds it per target
     used: set[str] = set()
@@ -127,3 +131,14 @@ def test_model_gauges_report_the_repository(start_service: StartService, name: s
         text = http.get(proc.url + "/metrics").text
     value = float(re.search(rf"^{name} (\S+)$", text, flags=re.M).group(1))  # type: ignore[union-attr]
     assert value == (1.0 if name.endswith("loaded") else 0.0)
+
+
+def test_anomaly_counters_count_scored_and_flagged_samples(start_service: StartService) -> None:
+    proc = start_service()
+    with client() as http:
+        for rows in ([[0.0] * 4, [9.0] * 4], [[0.0] * 4, [0.0] * 4, [-9.0] * 4]):
+            assert http.post(proc.url + "/anomaly-score", json={"inputs": rows}).status_code == 200
+        text = http.get(proc.url + "/metrics").text
+    for name, expected in (("samples", 5.0), ("flagged", 2.0)):
+        m = re.search(rf'^aeserve_anomaly_{name}_total\{{model="tiny"\}} (\S+)$', text, re.M)
+        assert m and float(m.group(1)) == expected, name
