@@ -226,7 +226,9 @@ class ModelRuntime:
         finite = np.isfinite(x)
         if not finite.all():
             bad = np.argwhere(~finite)[0].tolist()
-            raise InvalidInput(f"{what} contains a non-finite number (NaN or Infinity) at {bad}")
+            raise InvalidInput(
+                f"{what} contains a non-finite number (NaN, Infinity or beyond float32) at {bad}"
+            )
 
     def check_latents(self, z: F32) -> F32:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
