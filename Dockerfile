@@ -49,6 +49,8 @@ RUN groupadd --system --gid 10001 aeserve \
  && useradd --system --uid 10001 --gid aeserve --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin aeserve \
  && mkdir -p /models && chown aeserve:aeserve /models
+# matplotlib (plots for the model cards) wants a writable config directory; the user has no home.
+ENV MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 # Writes the zoo into /models, the volume the compose file shares with the service.
 ENTRYPOINT ["python", "-m", "training"]
