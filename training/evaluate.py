@@ -18,10 +18,10 @@ import numpy as np
 
 from service.manifest import Calibration, LatentSpec, Metric, Prior
 from training.datasets import Dataset
-from training.losses import ScoreKind, scores
 from training.noise import corrupt
 from training.onnx_model import OnnxAutoencoder
 from training.recipe import Recipe
+from training.scoring import ScoreKind, scores
 
 LEVELS = [round(i / 100, 2) for i in range(101)]
 # Sets at most this large get the exact Bayes-optimal denoiser as a reference (it enumerates them).
