@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["x-request-id"],
         )
-    for module in (ops, models, latent, reconstruction):
+    # Hot inference routes first: routes are matched in order.
+    for module in (reconstruction, latent, ops, models):
         app.include_router(module.router)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

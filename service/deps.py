@@ -1,4 +1,8 @@
-"""FastAPI dependencies as ``Annotated`` aliases; the state lives on ``app.state``."""
+"""FastAPI dependencies as ``Annotated`` aliases; the state lives on ``app.state``.
+
+They are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in the thread pool,
+which costs a thread hop per request for a dictionary lookup.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,23 @@ from service.repository import LoadState, ModelRepository
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_load_state(request: Request) -> LoadState:
+async def get_load_state(request: Request) -> LoadState:
     state: LoadState = request.app.state.load
     return state
 
 
-def get_repository(request: Request) -> ModelRepository:
+async def get_repository(request: Request) -> ModelRepository:
     """The loaded repository; 503 with Retry-After while models are still loading."""
-    return get_load_state(request).require()
+    state: LoadState = request.app.state.load
+    return state.require()
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

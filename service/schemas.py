@@ -55,15 +55,15 @@ OutputArray = Annotated[
     ),
 ]
 
-# A glyph of the shipped font model ('a', 7 rows x 5 columns), used in the examples.
+# The glyph 'a' of the shipped font models (7 rows x 5 columns), used in the examples.
 GLYPH = [
-    [0, 0, 0, 0, 0],
     [0, 0, 0, 0, 0],
     [0, 1, 1, 1, 0],
     [0, 0, 0, 0, 1],
-    [0, 1, 1, 1, 1],
-    [1, 0, 0, 0, 1],
-    [0, 1, 1, 1, 1],
+    [0, 1, 1, 0, 1],
+    [1, 0, 0, 1, 1],
+    [1, 0, 0, 1, 1],
+    [0, 1, 1, 0, 1],
 ]
 
 
