@@ -116,11 +116,13 @@ def bayes_denoise(noisy: np.ndarray, clean_set: np.ndarray, p: float) -> np.ndar
     v = noisy.reshape(len(noisy), -1).astype(np.float64)
     d = np.abs(v[:, None, :] - g[None]).sum(-1)  # Hamming distances [n, |set|]
     if p <= 0:
-        return clean_set[np.argmin(d, axis=1)].astype(np.float32)
+        nearest: np.ndarray = clean_set[np.argmin(d, axis=1)].astype(np.float32)
+        return nearest
     logl = d * np.log(p) + (g.shape[1] - d) * np.log1p(-p)
     post = np.exp(logl - logl.max(1, keepdims=True))
     post /= post.sum(1, keepdims=True)
-    return (post @ g).reshape(noisy.shape).astype(np.float32)
+    marginal: np.ndarray = (post @ g).reshape(noisy.shape).astype(np.float32)
+    return marginal
 
 
 def denoising_curve(

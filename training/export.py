@@ -52,7 +52,7 @@ def _to_onnx(module: nn.Module, example: torch.Tensor, inputs: str, outputs: lis
         torch.onnx.export(
             module,
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]  # a file object is documented, just not typed
             input_names=[inputs],
             output_names=outputs,
             dynamic_axes=axes,
@@ -106,7 +106,7 @@ def export(model: Autoencoder, out_dir: Path, sample: np.ndarray, *, seed: int =
     """
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    enc, dec = model.export_encoder(), model.decoder
+    enc, dec = model.export_encoder(), model.export_decoder()
     x = torch.from_numpy(np.asarray(sample, np.float32))
     with torch.no_grad():
         z = model.encode(x)

@@ -121,6 +121,10 @@ class Autoencoder(nn.Module):
         """Output names of ``encoder.onnx``, in order."""
         raise NotImplementedError
 
+    def export_decoder(self) -> nn.Module:
+        """The module exported as ``decoder.onnx``: z -> x_hat."""
+        raise NotImplementedError
+
 
 class DenseAE(Autoencoder):
     """Dense autoencoder on samples of shape ``shape``."""
@@ -161,8 +165,9 @@ class DenseAE(Autoencoder):
     def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of every encoder activation layer (for sparsity regularisers)."""
         out: list[torch.Tensor] = []
-        h = self.encoder[0](x)
-        for layer in self.encoder[1]:
+        flatten, mlp = self.encoder
+        h = flatten(x)
+        for layer in mlp:
             h = layer(h)
             if not isinstance(layer, nn.Linear):
                 out.append(h)
@@ -174,6 +179,9 @@ class DenseAE(Autoencoder):
 
     def export_encoder(self) -> nn.Module:
         return self.encoder
+
+    def export_decoder(self) -> nn.Module:
+        return self.decoder
 
     def export_encoder_outputs(self) -> list[str]:
         return ["z"]

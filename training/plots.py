@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: headless, deterministic rendering
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -36,7 +37,7 @@ def montage(images: np.ndarray, ncols: int, pad: int = 1, fill: float = 0.5) -> 
     return out
 
 
-def _show(ax: plt.Axes, img: np.ndarray, title: str = "") -> None:
+def _show(ax: Axes, img: np.ndarray, title: str = "") -> None:
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

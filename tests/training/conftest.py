@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ def tiny_vae(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
 @pytest.fixture
 def model_copy(tiny_ae: BuildResult, tmp_path: Path) -> Path:
     """A private copy of the tiny AE's directory that a test may damage."""
-    import shutil
-
     dst = tmp_path / tiny_ae.out_dir.name
     shutil.copytree(tiny_ae.out_dir, dst)
     return dst

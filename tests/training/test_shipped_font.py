@@ -65,7 +65,7 @@ def test_shipped_font_denoise_meets_its_targets() -> None:
         noisy = corrupt(clean, "bitflip", p, seed)
         means[p] = float(wrong_pixels(clean, model.reconstruct(noisy)).mean())
         # The noisy input itself is far worse: the model does the work.
-        assert float(wrong_pixels(clean, noisy).mean()) > 10 * means[p] / (1 + 9 * (p > 0.15))
+        assert float(wrong_pixels(clean, noisy).mean()) > 4 * means[p]
     assert means[0.10] <= 0.2, means
     assert means[0.20] <= 2.0, means
     assert int(wrong_pixels(glyphs(), model.reconstruct(glyphs())).sum()) == 0
