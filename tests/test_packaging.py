@@ -5,5 +5,8 @@ import sys
 
 
 def test_service_does_not_import_torch() -> None:
-    code = "import sys, service, service.manifest; assert 'torch' not in sys.modules, 'torch loaded'"
+    code = (
+        "import sys, service, service.app, service.manifest\n"
+        "assert 'torch' not in sys.modules, 'service imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
