@@ -7,6 +7,12 @@ single spot a batching queue or per-call metrics can wrap later.
 Spaces: *wire* values are what clients send and receive (raw feature values for tabular models,
 the manifest's input range for images); *model* values are what the ONNX graphs see (tabular:
 standardised with the manifest's scaler). Scores are computed in model space.
+
+The ONNX work of an operation is :meth:`ModelRuntime.infer` (``encode``, ``decode`` or
+``forward`` = encode then decode, on a model-space batch); rows never influence each other, so
+concatenated requests give the same rows. The async operations (``*_async``) hand that call to
+an :class:`Executor` (the batching worker, ``service.batching``) or, without one, to the thread
+pool; the sync ones call it directly.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+from starlette.concurrency import run_in_threadpool
 
 from service.errors import InvalidInput, ModelLoadError, UnsupportedOperation
 from service.manifest import Manifest
@@ -40,21 +47,44 @@ MAX_SAMPLE_SCALE = 10.0
 
 @dataclass(frozen=True)
 class OnnxOptions:
-    """onnxruntime session threading (0: let onnxruntime choose)."""
+    """onnxruntime session settings for a server (see docs/benchmarks.md for the measurements).
 
-    intra_op_threads: int = 1
+    One intra-op thread per session: requests (or micro-batches) of small dense models finish in
+    tens of microseconds, far below what splitting a GEMM across threads saves, and every extra
+    thread competes with the event loop for the same cores. No spinning: idle pool threads that
+    spin burn a core between requests. The CPU arena stays on: it reuses buffers between runs.
+    """
+
+    intra_op_threads: int = 1  # 0: onnxruntime picks (all cores)
     inter_op_threads: int = 1
+    spinning: bool = False
+    arena: bool = True
 
 
 def open_session(path: Path, options: OnnxOptions) -> Any:
-    """An onnxruntime CPU session with the configured thread counts."""
+    """An onnxruntime CPU session with the configured threading, spinning and arena."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = options.inter_op_threads
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_cpu_mem_arena = options.arena
+    spin = "1" if options.spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
     so.log_severity_level = 3  # errors only: load failures are reported by the repository
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+# What :meth:`ModelRuntime.infer` can run: encoder, decoder, or both (the encoder's first output,
+# the VAE mean, fed to the decoder).
+Op = Literal["encode", "decode", "forward"]
+
+
+class Executor(Protocol):
+    """Runs :meth:`ModelRuntime.infer` for the async operations (the batching worker)."""
+
+    async def submit(self, op: Op, x: F32) -> list[F32]: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +131,8 @@ class ModelRuntime:
         self.max_batch = max_batch
         self._encoder = encoder
         self._decoder = decoder
+        # Set by service.batching when batching is on; None: the thread pool, one call each.
+        self.executor: Executor | None = None
 
         spec = manifest.input
         self.shape: tuple[int, ...] = tuple(spec.shape)
@@ -168,9 +200,29 @@ class ModelRuntime:
     # -- the one inference call -------------------------------------------------------------
 
     def _run(self, session: Any, outputs: Sequence[str], feeds: dict[str, F32]) -> list[F32]:
-        """Run one ONNX session. Every inference goes through here (batching seam)."""
+        """Run one ONNX session. Every ONNX call goes through here."""
         result: list[F32] = session.run(list(outputs), feeds)
         return result
+
+    def infer(self, op: Op, x: F32) -> list[F32]:
+        """The ONNX work of one operation on a model-space batch ``x`` [N, ...] -> arrays [N, ...].
+
+        ``encode``: [z] (VAE: [mu, logvar]); ``decode``: [x_hat]; ``forward``: [x_hat] from the
+        encoder's first output. Row i of every output depends on row i of ``x`` only, so a batching
+        queue may concatenate requests and split the rows back.
+        """
+        if op == "encode":
+            return self._run(self._encoder, self._encoder_outputs, {"x": x})
+        if op == "decode":
+            return self._run(self._decoder, ["x_hat"], {"z": x})
+        z = self._run(self._encoder, self._encoder_outputs[:1], {"x": x})[0]
+        return self._run(self._decoder, ["x_hat"], {"z": z})
+
+    async def infer_async(self, op: Op, x: F32) -> list[F32]:
+        """:meth:`infer` off the event loop: the batching worker if set, else the thread pool."""
+        if self.executor is not None:
+            return await self.executor.submit(op, x)
+        return await run_in_threadpool(self.infer, op, x)
 
     # -- validation and spaces ----------------------------------------------------------------
 
@@ -253,21 +305,46 @@ class ModelRuntime:
     def reconstruct(self, x: F32) -> Reconstruction:
         """Encode (VAE: the mean), decode, score."""
         xm = self.to_model_space(x)
-        x_hat = self._decode(self._encode(xm).latents)
-        return Reconstruction(self.to_wire_space(x_hat), self.scores(xm, x_hat))
+        return self._reconstruction(xm, self.infer("forward", xm)[0])
 
     def denoise(self, x: F32) -> F32:
         """Noisy wire inputs -> cleaned outputs (only meaningful for models trained to denoise)."""
+        xm = self._denoise_input(x)
+        return self.to_wire_space(self.infer("forward", xm)[0])
+
+    # The same operations with the ONNX work handed to infer_async (batching worker or thread
+    # pool); validation, scaling and scoring run in the caller, per request.
+
+    async def encode_async(self, x: F32) -> Encoded:
+        return self._encoded(await self.infer_async("encode", self.to_model_space(x)))
+
+    async def decode_async(self, z: F32) -> F32:
+        return self.to_wire_space((await self.infer_async("decode", self.check_latents(z)))[0])
+
+    async def reconstruct_async(self, x: F32) -> Reconstruction:
+        xm = self.to_model_space(x)
+        return self._reconstruction(xm, (await self.infer_async("forward", xm))[0])
+
+    async def denoise_async(self, x: F32) -> F32:
+        xm = self._denoise_input(x)
+        return self.to_wire_space((await self.infer_async("forward", xm))[0])
+
+    def _denoise_input(self, x: F32) -> F32:
         if not self.denoiser:
             raise UnsupportedOperation(f"model '{self.name}' was not trained as a denoiser")
-        return self.to_wire_space(self._decode(self._encode(self.to_model_space(x)).latents))
+        return self.to_model_space(x)
 
-    def _encode(self, x: F32) -> Encoded:
-        out = self._run(self._encoder, self._encoder_outputs, {"x": x})
+    def _reconstruction(self, xm: F32, x_hat: F32) -> Reconstruction:
+        return Reconstruction(self.to_wire_space(x_hat), self.scores(xm, x_hat))
+
+    def _encoded(self, out: list[F32]) -> Encoded:
         return Encoded(out[0], out[1] if self.is_vae else None)
 
+    def _encode(self, x: F32) -> Encoded:
+        return self._encoded(self.infer("encode", x))
+
     def _decode(self, z: F32) -> F32:
-        return self._run(self._decoder, ["x_hat"], {"z": z})[0]
+        return self.infer("decode", z)[0]
 
     def scores(self, x: F32, x_hat: F32) -> F64:
         """The manifest's per-sample score, in model space: mean BCE or mean squared error."""
@@ -294,7 +371,12 @@ class ModelRuntime:
     def anomaly(self, x: F32, threshold: float | None = None) -> AnomalyResult:
         """Scores of wire inputs against a threshold (the manifest's unless given), percentiles."""
         # Issue 5 adds tabular per-feature contributions here (squared error per column).
-        rec = self.reconstruct(x)
+        return self._anomaly(self.reconstruct(x), threshold)
+
+    async def anomaly_async(self, x: F32, threshold: float | None = None) -> AnomalyResult:
+        return self._anomaly(await self.reconstruct_async(x), threshold)
+
+    def _anomaly(self, rec: Reconstruction, threshold: float | None) -> AnomalyResult:
         thr = self.manifest.score.threshold if threshold is None else float(threshold)
         return AnomalyResult(rec.scores, thr, rec.scores > thr, self.percentiles(rec.scores))
 
@@ -304,15 +386,22 @@ class ModelRuntime:
         VAEs: the standard normal; plain autoencoders: the empirical Gaussian of training codes.
         The same seed gives the same samples.
         """
+        z, seed = self._draw(n, seed, scale)
+        return Samples(z, self.to_wire_space(self._decode(z)), seed)
+
+    async def sample_async(self, n: int, seed: int | None = None, scale: float = 1.0) -> Samples:
+        z, seed = self._draw(n, seed, scale)
+        return Samples(z, self.to_wire_space((await self.infer_async("decode", z))[0]), seed)
+
+    def _draw(self, n: int, seed: int | None, scale: float) -> tuple[F32, int]:
         if not (math.isfinite(scale) and 0 < scale <= MAX_SAMPLE_SCALE):
             raise InvalidInput(f"scale must be in (0, {MAX_SAMPLE_SCALE:g}], got {scale}")
         self.check_batch(n, "n")
         if seed is None:
             seed = secrets.randbits(63)
         eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
-        z = (self._prior_mean + scale * eps @ self._prior_factor.T).astype(np.float32)
-        x_hat = self._decode(z)
-        return Samples(z, self.to_wire_space(x_hat), seed)
+        z: F32 = (self._prior_mean + scale * eps @ self._prior_factor.T).astype(np.float32)
+        return z, seed
 
     # -- output forms ----------------------------------------------------------------------
 
