@@ -61,6 +61,8 @@ def write_card(
             target = f"{metric.target} {'✓' if ok else '✗ MISSED'}"
         cells = [f"`{name}`", _fmt(metric.value), target, metric.split, metric.description]
         lines.append("| " + " | ".join(cells) + " |")
+    if evaluation.anomaly is not None:
+        lines += evaluation.anomaly.card_lines()
     curve = evaluation.curve
     if curve is not None:
         lines += [

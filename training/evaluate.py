@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from training.noise import corrupt
 from training.onnx_model import OnnxAutoencoder
 from training.recipe import Recipe
 from training.scoring import ScoreKind, scores
+
+if TYPE_CHECKING:
+    from training.anomaly import AnomalyEvaluation
 
 LEVELS = [round(i / 100, 2) for i in range(101)]
 # Sets at most this large get the exact Bayes-optimal denoiser as a reference (it enumerates them).
@@ -51,6 +55,8 @@ class Evaluation:
     curve: DenoisingCurve | None = None
     wrong_per_sample: np.ndarray | None = None
     missed: list[str] = field(default_factory=list)  # targets not met
+    # Tabular sets (issue 5): baselines, operating point and curves (training.anomaly).
+    anomaly: AnomalyEvaluation | None = None
 
 
 # --- calibration and thresholds -------------------------------------------------------------
@@ -210,8 +216,20 @@ def evaluate(
     cal_scores = (
         test_scores if cal_split == "test" else scores(cal_x, model.reconstruct(cal_x), kind)
     )
-    calibration = calibrate(cal_scores, data.split_name(cal_split))
-    threshold = threshold_for(recipe.score.threshold_rule, cal_scores)
+    anomaly = None
+    if data.kind == "tabular" and data.val.y is not None and data.test.y is not None:
+        # Labelled tabular sets: calibrate on normal validation rows, label-aware threshold
+        # rules, ROC/PR against IsolationForest and PCA (training/anomaly.py).
+        from training.anomaly import evaluate_tabular
+
+        anomaly = evaluate_tabular(
+            model, data, recipe.score.threshold_rule, recipe.seed, test_scores
+        )
+        calibration, threshold = anomaly.calibration, anomaly.threshold
+        metrics.update(anomaly.metrics)
+    else:
+        calibration = calibrate(cal_scores, data.split_name(cal_split))
+        threshold = threshold_for(recipe.score.threshold_rule, cal_scores)
 
     curve = None
     wrong = None
@@ -268,4 +286,5 @@ def evaluate(
         curve=curve,
         wrong_per_sample=wrong,
         missed=missed,
+        anomaly=anomaly,
     )

@@ -158,6 +158,10 @@ def _plots(
         "Per-sample reconstruction score on the test split"
         + (" and wrong pixels after thresholding." if data.binary else "."),
     )
+    if ev.anomaly is not None:
+        from training import anomaly_plots
+
+        out.update(anomaly_plots.draw(ev.anomaly, work, r.name))
     if ev.curve is not None:
         plots.denoising(ev.curve, work / "denoising.png", r.name)
         out["denoising.png"] = ("Denoising", "Mean wrong pixels after reconstructing noisy inputs.")
@@ -229,6 +233,7 @@ def build(
                 ),
                 final_loss=res.final_loss,
                 extra={
+                    "dataset_options": dict(recipe.dataset_options),
                     "train_options": {
                         k: list(v) if isinstance(v, tuple) else v
                         for k, v in asdict(recipe.train).items()
