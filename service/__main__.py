@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
+        access_log=settings.access_log,
     )
     return 0
 

@@ -17,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 import service
+from service import batching
 from service.errors import install_handlers
+from service.fastpath import FastPathMiddleware
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.repository import LoadState, ModelRepository
@@ -26,6 +28,9 @@ from service.runtime import OnnxOptions
 from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+# Inference endpoints served by the lean dispatcher (service/fastpath.py) when fast_path is on.
+FAST_PATHS = ("/reconstruct", "/anomaly-score", "/encode", "/decode", "/denoise", "/sample")
 
 DESCRIPTION = """Serves trained autoencoders with onnxruntime.
 
@@ -45,7 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             repository = await run_in_threadpool(
                 ModelRepository.load,
                 settings.model_dir,
-                options=OnnxOptions(settings.onnx_intra_op_threads, settings.onnx_inter_op_threads),
+                options=OnnxOptions(
+                    settings.onnx_intra_op_threads,
+                    settings.onnx_inter_op_threads,
+                    spinning=settings.onnx_spinning,
+                    arena=settings.onnx_arena,
+                ),
                 max_batch=settings.max_batch,
                 default_model=settings.default_model,
             )
@@ -54,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.error = f"{type(exc).__name__}: {exc}"
             return
         metrics.set_models(repository)
+        if settings.batching:
+            batching.attach(repository, batch_options(settings))
         state.repository = repository
         logger.info(
             "ready: %d model(s) loaded, %d refused, default %s",
@@ -69,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await task  # a thread cannot be cancelled; let it finish before shutdown
+            if state.repository is not None:
+                await batching.detach(state.repository)
 
     app = FastAPI(
         title="aeserve",
@@ -80,6 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.load = state
     app.state.metrics = metrics
     install_handlers(app)
+    if settings.fast_path:  # innermost: inside the request-context middleware below
+        app.add_middleware(
+            FastPathMiddleware,
+            routes=app.router.routes,
+            paths=FAST_PATHS,
+            handlers=app.exception_handlers,
+        )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
     )
@@ -96,6 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app
+
+
+def batch_options(settings: Settings) -> batching.BatchOptions:
+    return batching.BatchOptions(
+        max_size=settings.batch_max_size,
+        max_wait_s=settings.batch_max_wait_us / 1e6,
+        queue_limit=settings.batch_queue_limit,
+    )
 
 
 def _level(name: str) -> int:

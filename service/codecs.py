@@ -1,16 +1,24 @@
-"""Wire formats <-> numpy: JSON arrays, tabular records, base64 PNG/JPEG, multipart uploads.
+"""Wire formats <-> numpy: JSON arrays, tabular records, base64 PNG/JPEG, multipart, .npy.
 
 Large arrays are parsed once with orjson and converted by numpy in one call; shape, dtype and
 finiteness are checked on the ndarray (see ModelRuntime.to_model_space), never number by number.
 Responses are written by orjson straight from numpy arrays.
+
+Binary tensors: an ``application/x-npy`` body (NumPy's .npy format, options in the query string)
+carries ``inputs`` (or ``latents`` for /decode) and is read without copying; ``Accept:
+application/x-npy`` returns the per-sample fields of the answer as one structured .npy array
+(field names as in JSON: ``outputs``, ``scores``, ...) and the rest in ``X-...`` headers.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
+import inspect
 import io
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -39,6 +47,11 @@ R = TypeVar("R", bound=BaseModel)
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
+NPY = "application/x-npy"
+# Bodies above this many bytes are converted, and answers above this many numbers serialised, in
+# the thread pool; smaller ones on the event loop (a thread hop costs more than the work).
+LARGE_BODY = 256 * 1024
+LARGE_ANSWER = 64 * 1024
 # Decoded images larger than this are refused before their pixels are decoded.
 MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -68,6 +81,9 @@ class ParsedRequest(Generic[R]):
     options: R
     runtime: ModelRuntime
     uploads: list[tuple[str, bytes]] | None = None
+    # Accept: application/x-npy (answer as .npy), and the body's size in bytes.
+    npy: bool = False
+    size: int = 0
 
 
 async def read_request(
@@ -77,20 +93,35 @@ async def read_request(
     *,
     multipart: bool = False,
 ) -> ParsedRequest[R]:
-    """Read the body once: JSON (options + arrays) or, if allowed, multipart images + query."""
+    """Read the body once: JSON (options + arrays), or options in the query and the body as
+    multipart images (if allowed) or one .npy array (endpoints taking inputs or latents)."""
     ctype = media_type(request)
+    npy_out = NPY in request.headers.get("accept", "")
+    npy_field = next((f for f in ("inputs", "latents") if f in schema.model_fields), None)
     if multipart and ctype == MULTIPART:
         options = validate(schema, dict(request.query_params), "query parameters")
         runtime = select_model(request, repository, getattr(options, "model", None))
         uploads = await read_uploads(request, runtime.max_batch)
-        return ParsedRequest(options, runtime, uploads)
+        return ParsedRequest(options, runtime, uploads, npy=npy_out)
+    if ctype == NPY and npy_field is not None:
+        query: dict[str, Any] = dict(request.query_params)
+        if npy_field in query:
+            raise InvalidInput(f"send '{npy_field}' as the .npy body, not in the query string")
+        body = await request.body()
+        query[npy_field] = decode_npy(body)  # typed Any in the schema: passed through as is
+        options = validate(schema, query, "query parameters")
+        runtime = select_model(request, repository, getattr(options, "model", None))
+        return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
     if not is_json(ctype):
-        accepted = f"{JSON} or {MULTIPART}" if multipart else JSON
-        raise UnsupportedMediaType(f"content type '{ctype}' is not supported; send {accepted}")
-    data = await read_json_object(request)
+        accepted = [JSON] + ([MULTIPART] if multipart else []) + ([NPY] if npy_field else [])
+        raise UnsupportedMediaType(
+            f"content type '{ctype}' is not supported; send {' or '.join(accepted)}"
+        )
+    body = await request.body()
+    data = json_object(body)
     options = validate(schema, data, "request")
     runtime = select_model(request, repository, getattr(options, "model", None))
-    return ParsedRequest(options, runtime)
+    return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
 
 
 def select_model(request: Request, repository: ModelRepository, name: str | None) -> ModelRuntime:
@@ -100,7 +131,10 @@ def select_model(request: Request, repository: ModelRepository, name: str | None
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    body = await request.body()
+    return json_object(await request.body())
+
+
+def json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("the request body is empty; send a JSON object")
     try:
@@ -142,7 +176,13 @@ async def read_uploads(request: Request, max_files: int) -> list[tuple[str, byte
 
 
 def array_from_json(value: Any, what: str) -> F32:
-    """Nested JSON numbers -> float32 ndarray, in one numpy call."""
+    """Nested JSON numbers (or a decoded .npy array) -> float32 ndarray, in one numpy call."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise InvalidInput(f"{what} must be a numeric array, got dtype {value.dtype}")
+        with np.errstate(over="ignore"):
+            cast: F32 = value.astype(np.float32, copy=False)
+        return cast
     if not isinstance(value, list):
         raise InvalidInput(f"{what} must be an array of numbers, got {type(value).__name__}")
     try:
@@ -306,13 +346,117 @@ def encode_outputs(runtime: ModelRuntime, outputs: F32, options: Any) -> Any:
     return result
 
 
-async def respond(parsed: ParsedRequest[Any], work: Callable[[], dict[str, Any]]) -> Response:
-    """Run the blocking part of a request in the thread pool and write the JSON response."""
+async def wire_inputs_async(parsed: ParsedRequest[Any]) -> F32:
+    """:func:`wire_inputs`, in the thread pool for large bodies and uploads (PNG decoding)."""
+    if parsed.uploads is not None or parsed.size > LARGE_BODY:
+        return await run_in_threadpool(wire_inputs, parsed)
+    return wire_inputs(parsed)
+
+
+Work = Callable[[], dict[str, Any]] | Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def respond(parsed: ParsedRequest[Any], work: Work) -> Response:
+    """Run a request's work and write the answer (JSON, or .npy when the client accepts it).
+
+    ``work`` is either async (it awaits the runtime's ``*_async`` operations, whose ONNX calls
+    go to the batching worker) or a plain function, run in the thread pool.
+    """
     runtime = parsed.runtime
     check_output_options(runtime, parsed.options)
+    if parsed.npy and getattr(parsed.options, "output_format", "array") == "png":
+        raise UnsupportedOperation("output_format 'png' cannot be sent as .npy; ask for JSON")
+    if inspect.iscoroutinefunction(work):
+        fields: dict[str, Any] = await work()
+    else:
+        fields = await run_in_threadpool(work)  # type: ignore[arg-type]
+    head = {"model": runtime.name, "version": runtime.version}
+    if parsed.npy:
+        return npy_response(head, fields)
+    body = {**head, **fields}
+    if sum(v.size for v in fields.values() if isinstance(v, np.ndarray)) > LARGE_ANSWER:
+        data = await run_in_threadpool(orjson.dumps, body, None, orjson.OPT_SERIALIZE_NUMPY)
+    else:
+        data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(data, media_type=JSON)
 
-    def run() -> bytes:
-        body = {"model": runtime.name, "version": runtime.version, **work()}
-        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    return Response(await run_in_threadpool(run), media_type=JSON)
+# -- .npy ----------------------------------------------------------------------------------
+
+NPY_MAGIC = b"\x93NUMPY"
+# Headers are padded to 64 bytes; a few kilobytes covers any shape we accept.
+NPY_MAX_HEADER = 16 * 1024
+
+
+def decode_npy(body: bytes) -> npt.NDArray[Any]:
+    """One .npy array (format versions 1-3), read in place; 400 when malformed, 422 for
+    dtypes that are not numbers (objects, strings, records)."""
+    if not body.startswith(NPY_MAGIC) or len(body) < 10:
+        raise BadRequest("the body is not a .npy file (it must start with \\x93NUMPY)")
+    major = body[6]
+    if major == 1:
+        hlen, start = int.from_bytes(body[8:10], "little"), 10
+    elif major in (2, 3) and len(body) >= 12:
+        hlen, start = int.from_bytes(body[8:12], "little"), 12
+    else:
+        raise BadRequest(f".npy format version {major} is not supported (1, 2 or 3)")
+    if hlen > NPY_MAX_HEADER or start + hlen > len(body):
+        raise BadRequest(".npy header is truncated or too long")
+    try:
+        header = ast.literal_eval(
+            body[start : start + hlen].decode("utf-8" if major == 3 else "latin1")
+        )
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        raise BadRequest(".npy header is not a valid Python literal") from None
+    if (
+        not isinstance(header, dict)
+        or set(header) != {"descr", "fortran_order", "shape"}
+        or not isinstance(header["fortran_order"], bool)
+        or not isinstance(header["shape"], tuple)
+        or not all(isinstance(d, int) and d >= 0 for d in header["shape"])
+    ):
+        raise BadRequest(".npy header must hold 'descr', 'fortran_order' and a 'shape' tuple")
+    try:
+        dtype = np.dtype(header["descr"]) if isinstance(header["descr"], str) else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biuf" or dtype.fields is not None:
+        raise InvalidInput(
+            f".npy dtype {header['descr']!r} is not supported; send booleans, integers or floats"
+        )
+    shape: tuple[int, ...] = header["shape"]
+    count = math.prod(shape)
+    data = memoryview(body)[start + hlen :]
+    if len(data) != count * dtype.itemsize:
+        raise BadRequest(
+            f".npy data is {len(data)} bytes; shape {list(shape)} of {dtype} needs "
+            f"{count * dtype.itemsize}"
+        )
+    flat = np.frombuffer(data, dtype=dtype, count=count)
+    return flat.reshape(shape, order="F" if header["fortran_order"] else "C")
+
+
+def encode_npy(array: npt.NDArray[Any]) -> bytes:
+    """One array as a .npy file (version 1.0, or 2.0 for very long headers)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_response(head: dict[str, Any], fields: dict[str, Any]) -> Response:
+    """Per-sample arrays (leading axis N) as fields of one structured .npy; the rest in headers.
+
+    ``np.load(io.BytesIO(body))["outputs"]`` is then the [N, *shape] outputs.
+    """
+    headers = {"x-model": head["model"], "x-model-version": head["version"]}
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for key, value in fields.items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1:
+            columns[key] = value
+        elif value is not None:
+            headers[f"x-{key.replace('_', '-')}"] = str(value)
+    n = next(iter(columns.values())).shape[0]
+    table = np.empty(n, dtype=[(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
+    for key, value in columns.items():
+        table[key] = value
+    return Response(encode_npy(table), media_type=NPY, headers=headers)

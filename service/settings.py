@@ -67,6 +67,34 @@ class Settings(BaseSettings):
     onnx_inter_op_threads: int = Field(1, ge=0, le=256)
     """onnxruntime threads across independent operators (0: onnxruntime picks)."""
 
+    onnx_spinning: bool = False
+    """Let onnxruntime's pool threads spin while idle (lower latency with several intra-op
+    threads, but a spinning thread burns a core the event loop could use)."""
+
+    onnx_arena: bool = True
+    """onnxruntime's CPU memory arena: reuses buffers between runs."""
+
+    batching: bool = True
+    """Dynamic micro-batching: one inference worker per model gathers concurrent requests into
+    one ONNX call. Off: each request runs its own call in the thread pool."""
+
+    batch_max_size: int = Field(64, ge=1, le=65536)
+    """Most samples per batched ONNX call; a request with more samples runs alone."""
+
+    batch_max_wait_us: int = Field(500, ge=0, le=1_000_000)
+    """Longest a request waits for others to join its batch, in microseconds (0: never wait; the
+    worker still takes whatever is queued). Waiting stops early when no new request arrives."""
+
+    batch_queue_limit: int = Field(4096, ge=1)
+    """Most samples queued per model; beyond it requests get 503 with Retry-After."""
+
+    fast_path: bool = True
+    """Serve the inference POSTs through the lean dispatcher (service.fastpath): the same route
+    functions without FastAPI's routing and dependency solver. Off: through FastAPI."""
+
+    access_log: bool = False
+    """uvicorn's per-request access log (costs throughput; the metrics count requests anyway)."""
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed by CORS, comma-separated or a JSON list (``*`` for any); empty: CORS off."""
 

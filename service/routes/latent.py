@@ -37,8 +37,8 @@ async def encode(request: Request, repository: RepositoryDep) -> Response:
     if options.return_logvar and not runtime.is_vae:
         raise UnsupportedOperation(f"return_logvar is for VAEs; model '{runtime.name}' is an AE")
 
-    def work() -> dict[str, Any]:
-        enc = runtime.encode(codecs.wire_inputs(parsed))
+    async def work() -> dict[str, Any]:
+        enc = await runtime.encode_async(await codecs.wire_inputs_async(parsed))
         body: dict[str, Any] = {"latents": enc.latents}
         if options.return_logvar:
             body["logvar"] = enc.logvar
@@ -57,8 +57,9 @@ async def decode(request: Request, repository: RepositoryDep) -> Response:
     parsed = await codecs.read_request(request, DecodeRequest, repository)
     runtime, options = parsed.runtime, parsed.options
 
-    def work() -> dict[str, Any]:
-        outputs = runtime.decode(codecs.array_from_json(options.latents, "latents"))
+    async def work() -> dict[str, Any]:
+        latents = codecs.array_from_json(options.latents, "latents")
+        outputs = await runtime.decode_async(latents)
         return {"outputs": codecs.encode_outputs(runtime, outputs, options)}
 
     return await codecs.respond(parsed, work)
@@ -81,8 +82,8 @@ async def sample(request: Request, repository: RepositoryDep, settings: Settings
             "(AESERVE_MAX_SAMPLES)"
         )
 
-    def work() -> dict[str, Any]:
-        drawn = runtime.sample(options.n, options.seed, options.scale)
+    async def work() -> dict[str, Any]:
+        drawn = await runtime.sample_async(options.n, options.seed, options.scale)
         return {
             "seed": drawn.seed,
             "latents": drawn.latents,

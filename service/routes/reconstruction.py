@@ -37,8 +37,8 @@ async def reconstruct(request: Request, repository: RepositoryDep) -> Response:
     parsed = await codecs.read_request(request, ReconstructRequest, repository, multipart=True)
     runtime, options = parsed.runtime, parsed.options
 
-    def work() -> dict[str, Any]:
-        rec = runtime.reconstruct(codecs.wire_inputs(parsed))
+    async def work() -> dict[str, Any]:
+        rec = await runtime.reconstruct_async(await codecs.wire_inputs_async(parsed))
         return {
             "outputs": codecs.encode_outputs(runtime, rec.outputs, options),
             "scores": rec.scores,
@@ -66,8 +66,8 @@ async def denoise(request: Request, repository: RepositoryDep) -> Response:
             f"model '{runtime.name}' was not trained as a denoiser; models that can denoise: {able}"
         )
 
-    def work() -> dict[str, Any]:
-        outputs = runtime.denoise(codecs.wire_inputs(parsed))
+    async def work() -> dict[str, Any]:
+        outputs = await runtime.denoise_async(await codecs.wire_inputs_async(parsed))
         return {"outputs": codecs.encode_outputs(runtime, outputs, options)}
 
     return await codecs.respond(parsed, work)
@@ -87,8 +87,9 @@ async def anomaly_score(
     parsed = await codecs.read_request(request, AnomalyScoreRequest, repository, multipart=True)
     runtime, options = parsed.runtime, parsed.options
 
-    def work() -> dict[str, Any]:
-        result = runtime.anomaly(codecs.wire_inputs(parsed), options.threshold)
+    async def work() -> dict[str, Any]:
+        inputs = await codecs.wire_inputs_async(parsed)
+        result = await runtime.anomaly_async(inputs, options.threshold)
         metrics.observe_anomalies(runtime.name, result.is_anomaly)
         return {
             "scores": result.scores,

@@ -1,0 +1,234 @@
+"""Dynamic micro-batching: one inference worker per model.
+
+Requests put their model-space batch on the model's queue (:meth:`Batcher.submit`) and await a
+future. The worker, an asyncio task, takes the oldest request and every queued request of the
+same operation, up to ``max_size`` samples, concatenates them, runs
+:meth:`ModelRuntime.infer <service.runtime.ModelRuntime.infer>` once in the model's own inference
+thread, and hands each request its rows back, in order.
+
+Waiting policy. After the first request arrives the worker yields to the event loop, which lets
+requests whose bytes have already arrived be parsed and join; it keeps yielding while each turn
+of the loop adds requests, until the batch is full or ``max_wait`` has passed since it started
+collecting. A lone client therefore waits one loop turn, not ``max_wait``. While a batch runs in
+the thread the next one forms on the queue, so under load batches grow without any timer.
+
+Isolation. Inputs are validated per request before they are queued, so a bad request never joins
+a batch. If a batch still fails in onnxruntime, each of its requests is run again alone and only
+the failing one gets the error. A cancelled or timed-out client leaves a cancelled future behind;
+the worker skips it. The queue is bounded in samples: beyond ``queue_limit`` a request gets 503
+with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from service.errors import NotReady, ServiceError
+from service.runtime import F32, Op
+
+if TYPE_CHECKING:
+    from service.repository import ModelRepository
+
+logger = logging.getLogger(__name__)
+
+Infer = Callable[[Op, F32], list[F32]]
+
+
+class Overloaded(ServiceError):
+    """The model's queue is full; the client should retry later."""
+
+    status = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a model's worker forms batches."""
+
+    max_size: int = 64  # samples per ONNX call; a larger request runs alone
+    max_wait_s: float = 0.0005  # longest a request waits for others to join
+    queue_limit: int = 4096  # samples waiting per model; beyond it 503
+
+
+@dataclass(eq=False)
+class _Item:
+    op: Op
+    x: F32
+    future: asyncio.Future[list[F32]]
+    n: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n = int(self.x.shape[0])
+
+
+class Batcher:
+    """The queue and inference worker of one model (see the module docstring)."""
+
+    def __init__(self, infer: Infer, options: BatchOptions, *, name: str = "model") -> None:
+        self.infer = infer
+        self.options = options
+        self.name = name
+        self.queued = 0  # samples on the queue
+        self.batches = 0  # ONNX calls made, for tests and logs
+        self._pending: deque[_Item] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
+
+    def start(self) -> None:
+        """Start the worker on the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._work(), name=f"batch-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop the worker; requests still queued get 503."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(NotReady("the service is shutting down"))
+        self.queued = 0
+        self._thread.shutdown(wait=True)
+
+    async def submit(self, op: Op, x: F32) -> list[F32]:
+        """Queue one request's model-space batch ``x`` [N, ...]; its rows of every output."""
+        if self._task is None or self._wakeup is None:
+            raise NotReady(f"the inference worker of model '{self.name}' is not running")
+        n = int(x.shape[0])
+        if self.queued and self.queued + n > self.options.queue_limit:
+            raise Overloaded(
+                f"model '{self.name}' has {self.queued} samples queued (limit "
+                f"{self.options.queue_limit}, AESERVE_BATCH_QUEUE_LIMIT); retry shortly"
+            )
+        item = _Item(op, x, asyncio.get_running_loop().create_future())
+        self._pending.append(item)
+        self.queued += n
+        self._wakeup.set()
+        # A cancelled caller cancels the future; the worker skips it.
+        return await item.future
+
+    # -- the worker ------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._gather_more()
+            batch = self._take()
+            if not batch:
+                continue
+            try:
+                outputs = await loop.run_in_executor(self._thread, self._run, batch)
+            except BaseException as exc:
+                for item in batch:
+                    if not item.future.done():
+                        if isinstance(exc, asyncio.CancelledError):
+                            item.future.set_exception(NotReady("the service is shutting down"))
+                        else:
+                            item.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for item, out in zip(batch, outputs, strict=True):
+                if item.future.done():  # cancelled meanwhile
+                    continue
+                if isinstance(out, BaseException):
+                    item.future.set_exception(out)
+                else:
+                    item.future.set_result(out)
+
+    async def _gather_more(self) -> None:
+        """Yield to the event loop while each turn adds requests (bounded by max_wait)."""
+        deadline = time.perf_counter() + self.options.max_wait_s
+        seen = len(self._pending)
+        while self.options.max_wait_s > 0 and self._samples_ready() < self.options.max_size:
+            await asyncio.sleep(0)
+            if len(self._pending) == seen or time.perf_counter() >= deadline:
+                break
+            seen = len(self._pending)
+
+    def _samples_ready(self) -> int:
+        return sum(item.n for item in self._pending if item.op == self._pending[0].op)
+
+    def _take(self) -> list[_Item]:
+        """The oldest live request and the next live ones of the same op, up to max_size."""
+        while self._pending and self._pending[0].future.done():  # cancelled clients
+            self.queued -= self._pending.popleft().n
+        if not self._pending:
+            return []
+        op = self._pending[0].op
+        batch: list[_Item] = []
+        rest: deque[_Item] = deque()
+        total = 0
+        for item in self._pending:
+            if item.future.done():
+                self.queued -= item.n
+            elif item.op == op and (not batch or total + item.n <= self.options.max_size):
+                batch.append(item)
+                total += item.n
+                self.queued -= item.n
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
+
+    def _run(self, batch: list[_Item]) -> list[list[F32] | BaseException]:
+        """In the inference thread: one ONNX call for the batch, split back per request."""
+        self.batches += 1
+        op = batch[0].op
+        if len(batch) == 1:
+            return [self._run_one(batch[0])]
+        x = np.concatenate([item.x for item in batch])
+        try:
+            outputs = self.infer(op, x)
+        except Exception:
+            # Find the culprit: each request alone, so only the failing one gets the error.
+            logger.warning(
+                "a batch of %d requests failed on %s; retrying one by one", len(batch), self.name
+            )
+            return [self._run_one(item) for item in batch]
+        bounds = np.cumsum([item.n for item in batch])[:-1]
+        split = [np.split(out, bounds) for out in outputs]
+        return [[parts[i] for parts in split] for i in range(len(batch))]
+
+    def _run_one(self, item: _Item) -> list[F32] | BaseException:
+        try:
+            return self.infer(item.op, item.x)
+        except Exception as exc:
+            return exc
+
+
+def attach(repository: ModelRepository, options: BatchOptions) -> None:
+    """Give every model of the repository its batching worker (on the running loop)."""
+    for runtime in repository.models.values():
+        batcher = Batcher(runtime.infer, options, name=runtime.name)
+        batcher.start()
+        runtime.executor = batcher
+
+
+async def detach(repository: ModelRepository) -> None:
+    """Stop every model's worker; the runtimes fall back to the thread pool."""
+    for runtime in repository.models.values():
+        batcher = runtime.executor
+        runtime.executor = None
+        if isinstance(batcher, Batcher):
+            await batcher.stop()
