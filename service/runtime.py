@@ -108,6 +108,18 @@ class AnomalyResult:
 
 
 @dataclass(frozen=True)
+class Explained:
+    """A tabular anomaly answer with the why: per-feature parts of each score (issue 5)."""
+
+    result: AnomalyResult
+    inputs: F32  # [N, F] raw values as received
+    outputs: F32  # [N, F] raw reconstructions (wire space)
+    # [N, F]: feature j's part of the score, (x_j - x_hat_j)^2 / F in the standardised space;
+    # each row sums to that row's score.
+    contributions: F64
+
+
+@dataclass(frozen=True)
 class Samples:
     latents: F32  # [n, dim]
     outputs: F32  # [n, *shape], wire space
@@ -370,7 +382,7 @@ class ModelRuntime:
 
     def anomaly(self, x: F32, threshold: float | None = None) -> AnomalyResult:
         """Scores of wire inputs against a threshold (the manifest's unless given), percentiles."""
-        # Issue 5 adds tabular per-feature contributions here (squared error per column).
+        # Tabular answers with per-feature contributions: explain() / explain_async().
         return self._anomaly(self.reconstruct(x), threshold)
 
     async def anomaly_async(self, x: F32, threshold: float | None = None) -> AnomalyResult:
@@ -379,6 +391,40 @@ class ModelRuntime:
     def _anomaly(self, rec: Reconstruction, threshold: float | None) -> AnomalyResult:
         thr = self.manifest.score.threshold if threshold is None else float(threshold)
         return AnomalyResult(rec.scores, thr, rec.scores > thr, self.percentiles(rec.scores))
+
+    def contributions(self, xm: F32, x_hat: F32) -> F64:
+        """Each value's part of the MSE score, in model space: ``(x - x_hat)**2 / size``.
+
+        [N, size]; row sums equal :meth:`scores` for ``mse`` models (tabular models' score).
+        """
+        if self.manifest.score.kind != "mse":
+            raise UnsupportedOperation(
+                f"model '{self.name}' scores with {self.manifest.score.kind}; per-feature "
+                "contributions are defined for mse (tabular) models"
+            )
+        n = xm.shape[0]
+        diff = xm.reshape(n, -1).astype(np.float64) - x_hat.reshape(n, -1).astype(np.float64)
+        parts: F64 = diff**2 / diff.shape[1]
+        return parts
+
+    def explain(self, x: F32, threshold: float | None = None) -> Explained:
+        """:meth:`anomaly` plus raw inputs, reconstructions and per-feature contributions."""
+        xm = self.to_model_space(x)
+        return self._explained(x, xm, self.infer("forward", xm)[0], threshold)
+
+    async def explain_async(self, x: F32, threshold: float | None = None) -> Explained:
+        xm = self.to_model_space(x)
+        return self._explained(x, xm, (await self.infer_async("forward", xm))[0], threshold)
+
+    def _explained(self, x: F32, xm: F32, x_hat: F32, threshold: float | None) -> Explained:
+        rec = self._reconstruction(xm, x_hat)
+        n = xm.shape[0]
+        return Explained(
+            result=self._anomaly(rec, threshold),
+            inputs=np.asarray(x, dtype=np.float32).reshape(n, -1),
+            outputs=rec.outputs.reshape(n, -1),
+            contributions=self.contributions(xm, x_hat),
+        )
 
     def sample(self, n: int, seed: int | None = None, scale: float = 1.0) -> Samples:
         """Draw ``n`` latents from the prior (scaled about its mean) and decode them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 NumberArray = Annotated[
     Any,
@@ -111,6 +111,18 @@ class AnomalyScoreRequest(_Inputs):
     threshold: float | None = Field(
         None, allow_inf_nan=False, description="overrides the manifest's threshold"
     )
+    # Tabular models (issue 5): ids echoed per row, and how many top features each row explains.
+    ids: list[StrictStr | StrictInt] | None = Field(
+        None,
+        description="tabular models: one id (string or integer) per row of 'inputs', returned "
+        "unchanged in 'results'; with 'records', put an 'id' key in each record instead",
+    )
+    top_features: int | None = Field(
+        None,
+        ge=0,
+        description="tabular models: how many features with the largest contributions each "
+        "result lists (default 3; at most the number of features)",
+    )
 
 
 class SampleRequest(_Request, _Outputs):
@@ -155,12 +167,39 @@ class SampleResponse(_Response):
     outputs: OutputArray
 
 
+class FeatureContribution(BaseModel):
+    feature: str
+    contribution: float = Field(
+        description="this feature's part of the score: its squared reconstruction error in the "
+        "standardised space / n_features; over all features these sum to the score"
+    )
+    share: float = Field(description="contribution / score: the fraction of the score (0-1)")
+    value: float = Field(description="the raw value sent")
+    reconstruction: float = Field(description="the model's reconstruction, in raw units")
+
+
+class TabularResult(BaseModel):
+    id: str | int | None = Field(description="the row's id as sent (null when none was sent)")
+    score: float = Field(description="mean squared error over the standardised features")
+    percentile: float = Field(description="rank among held-out normal scores, percent (0-100)")
+    threshold: float
+    is_anomaly: bool = Field(description="score > threshold")
+    contributions: list[FeatureContribution] = Field(
+        description="the top_features largest contributions, largest first"
+    )
+
+
 class AnomalyScoreResponse(_Response):
     scores: list[float]
     threshold: float
     is_anomaly: list[bool] = Field(description="score > threshold")
     percentiles: list[float] = Field(
         description="rank of each score among the calibration scores, in percent (0-100)"
+    )
+    results: list[TabularResult] | None = Field(
+        None,
+        description="tabular models only: one result per row, with its id and the top "
+        "contributing features",
     )
 
 

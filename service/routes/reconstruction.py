@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service import codecs
+from service import codecs, tabular
 from service.deps import MetricsDep, RepositoryDep
 from service.errors import UnsupportedOperation
 from service.schemas import (
@@ -86,6 +86,10 @@ async def anomaly_score(
     """Anomaly scores with the threshold, ``is_anomaly`` and calibration percentiles (0-100)."""
     parsed = await codecs.read_request(request, AnomalyScoreRequest, repository, multipart=True)
     runtime, options = parsed.runtime, parsed.options
+    tabular.check_options(runtime, options)
+    if runtime.kind == "tabular":
+        # Per-row results with ids and per-feature contributions (service/tabular.py).
+        return await codecs.respond(parsed, tabular.anomaly_work(parsed, metrics))
 
     async def work() -> dict[str, Any]:
         inputs = await codecs.wire_inputs_async(parsed)

@@ -1,0 +1,175 @@
+"""Tabular answers of ``/anomaly-score``: row ids, records, per-row results with contributions.
+
+A tabular request sends ``records`` (objects of raw values keyed by feature name, each with an
+optional ``id``) or ``inputs`` (raw rows in the manifest's feature order, with optional ``ids``).
+The answer keeps the column arrays every model gets (``scores``, ``is_anomaly``, ...) and adds
+``results``: one object per row with its id, score, percentile, threshold, flag and the
+``top_features`` largest per-feature contributions (the feature's part of the score, its share,
+the raw value and the reconstruction), so an analyst can see why a row was flagged.
+
+Contributions: feature j's part of a row's score is ``(x_j - x_hat_j)**2 / n_features`` in the
+standardised space, so the parts of all features sum to the score (``mse``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from service import codecs
+from service.errors import InvalidInput, UnsupportedOperation
+from service.metrics import Metrics
+from service.runtime import F32, Explained, ModelRuntime
+
+DEFAULT_TOP = 3
+ID_KEY = "id"
+Id = str | int | None
+
+
+def check_options(runtime: ModelRuntime, options: Any) -> None:
+    """``ids`` and ``top_features`` only mean something for tabular models."""
+    if runtime.kind == "tabular":
+        return
+    for field in ("ids", "top_features"):
+        if getattr(options, field, None) is not None:
+            raise UnsupportedOperation(
+                f"'{field}' is for tabular models; model '{runtime.name}' takes {runtime.kind} "
+                "inputs"
+            )
+
+
+def _check_id(value: Any, where: str) -> Id:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(f"{where} must be a string or an integer, got {value!r:.40}")
+    return value
+
+
+def split_ids(runtime: ModelRuntime, records: Any) -> tuple[Any, list[Id] | None]:
+    """Take the ``id`` key out of each record (unless the model has a feature named ``id``).
+
+    Returns the records without ids and the ids (None when no record carries one).
+    """
+    features = runtime.manifest.input.features or []
+    if not isinstance(records, list) or ID_KEY in features:
+        return records, None
+    ids: list[Id] = []
+    out: list[Any] = []
+    for i, record in enumerate(records):
+        if isinstance(record, dict) and ID_KEY in record:
+            record = dict(record)
+            ids.append(_check_id(record.pop(ID_KEY), f"records[{i}].{ID_KEY}"))
+        else:
+            ids.append(None)
+        out.append(record)
+    return out, ids if any(v is not None for v in ids) else None
+
+
+def check_finite(runtime: ModelRuntime, x: F32, records: bool) -> None:
+    """Name the first non-finite value by row and feature (``records[3].amount``)."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    features = runtime.manifest.input.features or []
+    row, col = (int(v) for v in np.argwhere(~finite)[0][:2])
+    name = features[col] if col < len(features) else str(col)
+    where = f"records[{row}].{name}" if records else f"inputs[{row}][{col}] (feature '{name}')"
+    raise InvalidInput(
+        f"{where} is not a finite number (NaN, Infinity or beyond float32); tabular values "
+        "may be as extreme as you like, but finite"
+    )
+
+
+def tabular_inputs(parsed: codecs.ParsedRequest[Any]) -> tuple[F32, list[Id] | None]:
+    """The request's rows (raw values, [N, n_features]) and their ids."""
+    runtime, options = parsed.runtime, parsed.options
+    if options.records is not None and options.inputs is None and options.images is None:
+        if options.ids is not None:
+            raise InvalidInput(
+                "'ids' goes with 'inputs'; with 'records', put an 'id' key in each record"
+            )
+        records, ids = split_ids(runtime, options.records)
+        x = codecs.records_to_array(runtime, records)
+        check_finite(runtime, x, records=True)
+        return x, ids
+    x = codecs.wire_inputs(parsed)
+    if x.ndim == 2 and x.shape[1] == runtime.size:
+        check_finite(runtime, x, records=False)
+    ids = None
+    if options.ids is not None:
+        ids = [_check_id(v, f"ids[{i}]") for i, v in enumerate(options.ids)]
+        if len(ids) != len(x):
+            raise InvalidInput(f"ids has {len(ids)} entries for {len(x)} rows of inputs")
+    return x, ids
+
+
+def top_count(runtime: ModelRuntime, requested: int | None) -> int:
+    n = runtime.size
+    if requested is None:
+        return min(DEFAULT_TOP, n)
+    if requested > n:
+        raise InvalidInput(f"top_features is {requested}; model '{runtime.name}' has {n} features")
+    return requested
+
+
+def results(
+    runtime: ModelRuntime, explained: Explained, ids: list[Id] | None, top: int
+) -> list[dict[str, Any]]:
+    """One JSON-ready object per row, contributions largest first."""
+    features = runtime.manifest.input.features or []
+    res = explained.result
+    parts = explained.contributions
+    order = np.argsort(-parts, axis=1, kind="stable")[:, :top]
+    scores = res.scores.tolist()
+    percentiles = res.percentiles.tolist()
+    flags = res.is_anomaly.tolist()
+    out = []
+    for i, cols in enumerate(order.tolist()):
+        score = scores[i]
+        row_parts = parts[i, cols].tolist()
+        values = explained.inputs[i, cols].tolist()
+        recon = explained.outputs[i, cols].tolist()
+        out.append(
+            {
+                "id": ids[i] if ids is not None else None,
+                "score": score,
+                "percentile": percentiles[i],
+                "threshold": res.threshold,
+                "is_anomaly": flags[i],
+                "contributions": [
+                    {
+                        "feature": features[c],
+                        "contribution": p,
+                        "share": p / score if score > 0 else 0.0,
+                        "value": v,
+                        "reconstruction": r,
+                    }
+                    for c, p, v, r in zip(cols, row_parts, values, recon, strict=True)
+                ],
+            }
+        )
+    return out
+
+
+def anomaly_work(
+    parsed: codecs.ParsedRequest[Any], metrics: Metrics
+) -> Callable[[], dict[str, Any]]:
+    """The blocking part of a tabular /anomaly-score request (run in the thread pool)."""
+    runtime, options = parsed.runtime, parsed.options
+
+    def work() -> dict[str, Any]:
+        x, ids = tabular_inputs(parsed)
+        top = top_count(runtime, options.top_features)
+        explained = runtime.explain(x, options.threshold)
+        res = explained.result
+        metrics.observe_anomalies(runtime.name, res.is_anomaly)
+        return {
+            "scores": res.scores,
+            "threshold": res.threshold,
+            "is_anomaly": res.is_anomaly,
+            "percentiles": res.percentiles,
+            "results": results(runtime, explained, ids, top),
+        }
+
+    return work
