@@ -361,7 +361,7 @@ def load_csv(
     anomaly_values: Sequence[str] = ("1",),
     drop: Sequence[str] = (),
     features: Sequence[str] | None = None,
-    name: str = "csv",
+    dataset_name: str = "csv",
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
@@ -369,12 +369,13 @@ def load_csv(
 ) -> Dataset:
     """Any CSV with a header and a label column: ``[dataset] name = "csv"``, ``path``, ``label``.
 
-    A relative ``path`` is read from ``data_dir`` when given, else from the working directory.
+    A relative ``path`` is read from ``data_dir`` when given, else from the working directory;
+    ``dataset_name`` names the set in splits and cards.
     """
     csv_path = Path(data_dir) / path if data_dir and not Path(path).is_absolute() else Path(path)
     table = read_csv(csv_path, label, anomaly_values=anomaly_values, drop=drop, features=features)
     return tabular_dataset(
-        name,
+        dataset_name,
         table,
         seed=seed,
         val_fraction=val_fraction,
