@@ -19,8 +19,10 @@ def write_card(
     data: Dataset,
     evaluation: Evaluation,
     plots: dict[str, tuple[str, str]],
+    sections: list[str] | None = None,
 ) -> Path:
-    """``plots``: file name -> (section title, one-line caption), in the order to show them."""
+    """``plots``: file name -> (section title, one-line caption), in the order to show them;
+    ``sections``: extra markdown (e.g. baseline tables) placed after the metrics."""
     m, t = manifest, manifest.training
     arch = ", ".join(f"{k}={v}" for k, v in t.architecture.items())
     noise = f"{t.denoising.kind} {t.denoising.level:g}" if t.denoising else "no"
@@ -92,6 +94,8 @@ def write_card(
                 "Bayes-optimal: the per-pixel posterior majority when the clean input is known to "
                 "be one of the set's samples, uniformly; no denoiser can do better on average.",
             ]
+    for section in sections or []:
+        lines += ["", section]
     cal = m.score.calibration
     lines += [
         "",

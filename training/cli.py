@@ -33,12 +33,16 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _command(recipe_path: Path, out: Path, seed: int | None, epochs: int | None) -> str:
+def _command(
+    recipe_path: Path, out: Path, seed: int | None, epochs: int | None, data_dir: Path | None = None
+) -> str:
     args = ["python", "-m", "training", "train", _rel(recipe_path), "--out", _rel(out)]
     if seed is not None:
         args += ["--seed", str(seed)]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
+    if data_dir is not None:
+        args += ["--data-dir", _rel(data_dir)]
     return shlex.join(args)
 
 
@@ -59,12 +63,15 @@ def train_one(
     seed: int | None = None,
     epochs: int | None = None,
     quiet: bool = False,
+    data_dir: Path | None = None,
 ) -> BuildResult:
     r = recipes.load(recipe_arg)
     assert r.path is not None
     out = out if out is not None else REPO / "models" / r.name
-    command = _command(r.path, out, seed, epochs)
-    res = build(r.with_overrides(seed, epochs), out, command, quiet=quiet, recipe_ref=_rel(r.path))
+    command = _command(r.path, out, seed, epochs, data_dir)
+    data = None if data_dir is None else str(data_dir)
+    r = r.with_overrides(seed, epochs, data)
+    res = build(r, out, command, quiet=quiet, recipe_ref=_rel(r.path) if r.path else "")
     if not quiet:
         _report(res)
     return res
@@ -98,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("--seed", type=int, help="override the recipe's seed")
     p_train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p_train.add_argument(
+        "--data-dir", type=Path, help="read the dataset's files from here (your own copy)"
+    )
+    p_train.add_argument(
         "--dry-run", action="store_true", help="2 epochs into a temporary directory, then discard"
     )
 
@@ -119,10 +129,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             with tempfile.TemporaryDirectory() as tmp:
                 res = train_one(
-                    args.recipe, Path(tmp) / "model", seed=args.seed, epochs=2, quiet=args.quiet
+                    args.recipe,
+                    Path(tmp) / "model",
+                    seed=args.seed,
+                    epochs=2,
+                    quiet=args.quiet,
+                    data_dir=args.data_dir,
                 )
             return 0 if res.manifest else 1
-        res = train_one(args.recipe, args.out, seed=args.seed, epochs=args.epochs, quiet=args.quiet)
+        res = train_one(
+            args.recipe,
+            args.out,
+            seed=args.seed,
+            epochs=args.epochs,
+            quiet=args.quiet,
+            data_dir=args.data_dir,
+        )
         return 1 if res.evaluation.missed else 0
     # build-zoo
     order = zoo_order(recipes.zoo())

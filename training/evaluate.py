@@ -197,8 +197,13 @@ def evaluate(
     data: Dataset,
     recipe: Recipe,
     others: dict[str, OnnxAutoencoder] | None = None,
+    extra_metrics: dict[str, Metric] | None = None,
 ) -> Evaluation:
-    """All metrics, the calibration and the latent statistics of an exported model."""
+    """All metrics, the calibration and the latent statistics of an exported model.
+
+    ``extra_metrics`` (e.g. the image studies' baselines) join the table before the recipe's
+    targets are checked, so targets may name them.
+    """
     kind: ScoreKind = data.score_kind
     ev = recipe.evaluate
     test = data.test.x
@@ -264,6 +269,7 @@ def evaluate(
             description="negative ELBO per sample in nats (16-sample Monte Carlo estimate)",
         )
 
+    metrics.update(extra_metrics or {})
     missed: list[str] = []
     for name, target in ev.targets.items():
         if name not in metrics:

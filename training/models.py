@@ -281,3 +281,7 @@ def describe(kind: str, config: Any) -> dict[str, Any]:
         "kind": kind,
         **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
     }
+
+
+# Architectures defined in their own modules register themselves on import (issue 4: conv).
+from training import conv as _conv  # noqa: E402, F401

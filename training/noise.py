@@ -37,6 +37,28 @@ def bitflip(x: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     return np.where(flip, 1.0 - x, x).astype(np.float32)
 
 
+@register("gaussian")
+def gaussian(x: np.ndarray, noise_factor: float, rng: np.random.Generator) -> np.ndarray:
+    """Add ``noise_factor`` * N(0, 1) to every value, then clip to the valid range [0, 1]
+    (the Keras denoising example's corruption)."""
+    if noise_factor < 0:
+        raise ValueError(f"noise factor must be >= 0, got {noise_factor}")
+    x = np.asarray(x, np.float32)
+    noisy = x + noise_factor * rng.standard_normal(x.shape, dtype=np.float32)
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+@register("masking")
+def masking(x: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Set each value to 0 independently with probability ``fraction`` (masking noise,
+    Vincent et al. 2010)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"masked fraction must be in [0, 1], got {fraction}")
+    x = np.asarray(x, np.float32)
+    keep = rng.random(x.shape) >= fraction
+    return np.where(keep, x, 0.0).astype(np.float32)
+
+
 def get_noise(kind: str) -> NoiseFn:
     try:
         return NOISES[kind]

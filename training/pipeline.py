@@ -34,6 +34,7 @@ from training.card import write_card
 from training.datasets import Dataset, load_dataset
 from training.evaluate import Evaluation, evaluate
 from training.export import export
+from training.image_study import image_study
 from training.models import describe, make_config
 from training.noise import bitflip
 from training.onnx_model import OnnxAutoencoder, verify_files
@@ -193,7 +194,9 @@ def build(
     try:
         exported = export(res.model, work, data.train.x, seed=recipe.seed)
         onnx = OnnxAutoencoder(work)
-        ev = evaluate(onnx, data, recipe, _compare_models(recipe, out_dir))
+        study = image_study(onnx, data, recipe)  # [evaluate.images]; nothing when absent
+        others = _compare_models(recipe, out_dir)
+        ev = evaluate(onnx, data, recipe, others, extra_metrics=study.metrics)
         enc_sha, dec_sha = sha256_file(exported.encoder), sha256_file(exported.decoder)
         config = make_config(recipe.architecture, recipe.arch_options)
         manifest = Manifest(
@@ -246,7 +249,8 @@ def build(
         )
         manifest.write(work)
         figures = _plots(work, onnx, data, ev, res, recipe)
-        write_card(work, manifest, data, ev, figures)
+        figures.update(study.draw(work))
+        write_card(work, manifest, data, ev, figures, study.sections)
         del onnx
         _swap_in(work, out_dir)
     finally:

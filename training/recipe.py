@@ -97,6 +97,9 @@ class EvalOptions:
     targets: dict[str, str] = field(default_factory=dict)
     # How many prior samples the card shows.
     samples: int = 32
+    # Image studies (issue 4, training.image_study.ImageEvalOptions): PCA baseline, kNN,
+    # interpolation, one-class protocol, regulariser variants. Empty: none.
+    images: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,23 @@ class Recipe:
     evaluate: EvalOptions = EvalOptions()
     path: Path | None = None
 
-    def with_overrides(self, seed: int | None = None, epochs: int | None = None) -> Recipe:
+    def with_overrides(
+        self, seed: int | None = None, epochs: int | None = None, data_dir: str | None = None
+    ) -> Recipe:
+        """A copy with the CLI's overrides (``data_dir``: the dataset loader's directory)."""
+        options = (
+            self.dataset_options
+            if data_dir is None
+            else {
+                **self.dataset_options,
+                "data_dir": data_dir,
+            }
+        )
         return replace(
             self,
             seed=self.seed if seed is None else seed,
             epochs=self.epochs if epochs is None else epochs,
+            dataset_options=options,
         )
 
 
