@@ -17,6 +17,7 @@ import base64
 import binascii
 import inspect
 import io
+import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -140,7 +141,15 @@ def json_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        # NaN / Infinity literals (Python's json.dumps writes them) and numbers beyond float64
+        # are not JSON, but the client's mistake is a value: parse them so that the finiteness
+        # checks answer 422 naming the field. Only this error path pays for the slow parser.
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"the body must be a JSON object, got {type(data).__name__}")
     return data
@@ -227,7 +236,10 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
         for key, value in record.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(f"records[{i}].{key} must be a number, got {value!r:.40}")
-            out[i, index[key]] = value
+            try:
+                out[i, index[key]] = value
+            except OverflowError:  # an integer beyond float64: reported as non-finite later
+                out[i, index[key]] = np.inf
     with np.errstate(over="ignore"):
         result: F32 = out.astype(np.float32)
     return result
