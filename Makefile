@@ -42,6 +42,10 @@ lint: $(VENV)/.all
 test: sysdeps $(VENV)/.all data lint
 	$(BIN)/pytest
 
+## bench: aeserve vs a plain FastAPI baseline and raw onnxruntime -> docs/benchmarks.md (QUICK=1: seconds)
+bench: sysdeps $(VENV)/.all
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
 	$(BIN)/python -m training build-zoo --out models

@@ -451,7 +451,7 @@ def decode_npy(body: bytes) -> npt.NDArray[Any]:
 def encode_npy(array: npt.NDArray[Any]) -> bytes:
     """One array as a .npy file (version 1.0, or 2.0 for very long headers)."""
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 

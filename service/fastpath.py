@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +53,12 @@ class FastPathMiddleware:
         self.app = app
         self.handlers = handlers
         self.targets: dict[str, _Target] = {}
-        for route in routes:
-            methods = getattr(route, "methods", None) or ()
-            if isinstance(route, APIRoute) and route.path in paths and "POST" in methods:
+        for route in _api_routes(routes):
+            if (
+                route.path in paths
+                and "POST" in (route.methods or ())
+                and route.path not in self.targets
+            ):
                 target = _target(route)
                 if target is not None:
                     self.targets[route.path] = target
@@ -76,6 +79,23 @@ class FastPathMiddleware:
             if inspect.isawaitable(response):
                 response = await response
         await response(scope, receive, send)
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """Every APIRoute, also inside routers that FastAPI keeps as included-router nodes
+    (FastAPI >= 0.16x); routers included with a prefix or dependencies are left alone."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+            continue
+        router = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if (
+            router is not None
+            and not getattr(context, "prefix", "")
+            and not getattr(context, "dependencies", None)
+        ):
+            yield from _api_routes(router.routes)
 
 
 def _target(route: APIRoute) -> _Target | None:

@@ -1,0 +1,204 @@
+"""The benchmark report: a markdown table, the targets checked, and a PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.__main__ import Report, Result
+
+JSON_IMAGE = "reconstruct 1 image JSON"
+JSON_RECORD = "anomaly-score 1 record JSON"
+NPY_BATCH = "reconstruct 256 images npy"
+
+
+def find(report: Report, server: str, scenario: str, c: int) -> Result | None:
+    for r in report.results:
+        if r.server == server and r.scenario == scenario and r.concurrency == c:
+            return r
+    return None
+
+
+def targets(report: Report) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each target of the issue that this run measured."""
+    rows: list[tuple[str, str, bool | None]] = []
+    for scenario in (JSON_IMAGE, JSON_RECORD):
+        ours, base = find(report, "aeserve", scenario, 16), find(report, "baseline", scenario, 16)
+        if ours and base:
+            ratio = ours.rps / base.rps
+            rows.append(
+                (
+                    f"{scenario}, 16 clients: >= 8x baseline req/s, p99 < 10 ms",
+                    f"{ratio:.1f}x ({ours.rps:,.0f} vs {base.rps:,.0f} req/s), "
+                    f"p99 {ours.p99_ms:.2f} ms",
+                    ratio >= 8 and ours.p99_ms < 10,
+                )
+            )
+    on64, off64 = (find(report, s, JSON_IMAGE, 64) for s in ("aeserve", "aeserve-nobatch"))
+    if on64 and off64:
+        ratio = on64.rps / off64.rps
+        rows.append(
+            (
+                "batching on vs off, 64 single-image clients: >= 2x req/s",
+                f"{ratio:.2f}x ({on64.rps:,.0f} vs {off64.rps:,.0f} req/s)",
+                ratio >= 2,
+            )
+        )
+    on1, off1 = (find(report, s, JSON_IMAGE, 1) for s in ("aeserve", "aeserve-nobatch"))
+    if on1 and off1:
+        diff = on1.p99_ms - off1.p99_ms
+        rows.append(
+            (
+                "batching on vs off, 1 client: p99 at most 1 ms higher",
+                f"{on1.p99_ms:.2f} vs {off1.p99_ms:.2f} ms ({diff:+.2f} ms)",
+                diff <= 1.0,
+            )
+        )
+    raw = report.raw.get("batch256_samples_per_s")
+    best = max(
+        (r for r in report.results if r.scenario == NPY_BATCH), key=lambda r: r.rps, default=None
+    )
+    if raw and best:
+        share = best.rps * best.samples_per_req / raw
+        rows.append(
+            (
+                "256-image .npy request: >= 50% of raw onnxruntime images/s",
+                f"{share:.0%} ({best.rps * 256:,.0f} vs {raw:,.0f} images/s, c={best.concurrency})",
+                share >= 0.5,
+            )
+        )
+    return rows
+
+
+def render(report: Report, out: Path) -> str:
+    plot = out.with_suffix(".png")
+    plotted = _plot(report, plot)
+    raw1 = report.raw.get("batch1_us", 0.0)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`"
+        + (" --quick" if report.quick else "")
+        + f") from one run on {report.machine}. Rerun it to check; numbers are from one run on",
+        "a shared, noisy machine, so compare the ratios within the run rather than",
+        "absolute figures.",
+        "",
+        "## Setup",
+        "",
+        "- **Servers** (one process each, uvicorn with httptools + uvloop, access log off), pinned",
+        "  to CPU 0 with `taskset`: **aeserve** (`python -m service`, default settings:",
+        "  batching on, max 64 samples, max wait 500 µs; lean dispatcher on),",
+        "  **aeserve-nobatch** (the same with",
+        "  `AESERVE_BATCHING=false`: every request's ONNX call in the thread pool) and the",
+        "  **baseline** (`bench/baseline.py`: FastAPI + pydantic `list[list[float]]` request and",
+        "  response models, a sync endpoint, one onnxruntime call per request).",
+        "- **Load**: `wrk` pinned to CPU 1 with a Lua script that posts the same body to every",
+        "  server,",
+        "  counts non-200 answers and runs a fixed time (whole seconds, wrk's unit; the number",
+        "  of requests is in the JSON next to this file). `wrk cpu` is the load generator's",
+        "  CPU time over wall time (1.00 =",
+        "  all of CPU 1); the server's CPU time per request is read from `/proc`.",
+        "- **Models**: `bench-mnist`, a dense 784-256-64-32 autoencoder on 28x28 images (random",
+        "  weights, built by `bench/models.py`), and `bench-tabular` (9 features, 9-32-16-4),",
+        "  served",
+        "  next to the shipped zoo" + (f" ({', '.join(report.zoo)})" if report.zoo else "") + ".",
+        f"- **Raw onnxruntime** (same session options, CPU 0): one image {raw1:.0f} µs "
+        f"({1e6 / raw1 if raw1 else 0:,.0f} images/s, encoder + decoder); a batch of 256: "
+        f"{report.raw.get('batch256_samples_per_s', 0):,.0f} images/s.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    for target, measured, met in targets(report):
+        lines.append(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| server | request | clients | req/s | vs baseline | share of raw ORT | p50 ms | p99 ms "
+        "| server ms/req | wrk cpu | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report.results:
+        base = find(report, "baseline", r.scenario, r.concurrency)
+        vs = f"{r.rps / base.rps:.1f}x" if base and r.server != "baseline" else ""
+        share = ""
+        if r.scenario == NPY_BATCH and report.raw.get("batch256_samples_per_s"):
+            share = f"{r.rps * r.samples_per_req / report.raw['batch256_samples_per_s']:.0%}"
+        elif r.scenario == JSON_IMAGE and raw1:
+            share = f"{r.rps * raw1 / 1e6:.0%}"
+        lines.append(
+            f"| {r.server} | {r.scenario} | {r.concurrency} | {r.rps:,.0f} | {vs} | {share} "
+            f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.server_cpu_ms_per_req:.3f} "
+            f"| {r.client_cpu_share:.2f} | {r.errors} |"
+        )
+    lines += [
+        "",
+        "`share of raw ORT`: the endpoint's images/s over raw onnxruntime's for the same batch",
+        "size",
+        "(one image per call for JSON, 256 for .npy).",
+        "",
+    ]
+    if plotted:
+        lines += [f"![requests/s and p99 latency]({plot.name})", ""]
+    lines += [
+        "## Memory and cold start",
+        "",
+        f"- aeserve RSS with all {report.memory.get('models', 0):.0f} models loaded, after the "
+        f"runs: {report.memory.get('rss_mb', 0):.0f} MB "
+        f"(peak {report.memory.get('peak_rss_mb', 0):.0f} MB).",
+        f"- Cold start to ready (process start to `/readyz` 200): aeserve "
+        f"{report.cold_start_s.get('aeserve', 0):.2f} s, baseline (to `/openapi.json`) "
+        f"{report.cold_start_s.get('baseline', 0):.2f} s.",
+        "",
+    ]
+    notes = Path(__file__).with_name("NOTES.md")
+    if notes.is_file():
+        lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
+    return "\n".join(lines)
+
+
+def _plot(report: Report, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = [
+        (s, sc)
+        for sc in (JSON_IMAGE, JSON_RECORD)
+        for s in ("baseline", "aeserve-nobatch", "aeserve")
+        if any(r.server == s and r.scenario == sc for r in report.results)
+    ]
+    concs = sorted(
+        {r.concurrency for r in report.results if r.scenario in (JSON_IMAGE, JSON_RECORD)}
+    )
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / max(1, len(groups))
+    for i, (server, scenario) in enumerate(groups):
+        xs, rps, p99 = [], [], []
+        for j, c in enumerate(concs):
+            r = find(report, server, scenario, c)
+            if r:
+                xs.append(j + i * width)
+                rps.append(r.rps)
+                p99.append(r.p99_ms)
+        label = f"{server}: {scenario.replace(' JSON', '')}"
+        ax1.bar(xs, rps, width, label=label)
+        ax2.bar(xs, p99, width, label=label)
+    for ax, title in ((ax1, "requests/s (higher is better)"), (ax2, "p99 latency, ms (log)")):
+        ax.set_xticks(
+            [j + 0.4 - width / 2 for j in range(len(concs))], [f"{c} clients" for c in concs]
+        )
+        ax.set_title(title)
+    ax2.set_yscale("log")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -1,0 +1,44 @@
+"""`make bench` keeps working: the quick mode runs every piece (servers, wrk, raw onnxruntime,
+report and plot) in a few seconds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import JSON_IMAGE, JSON_RECORD, NPY_BATCH
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = out.read_text()
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").stat().st_size > 1000
+    runs = {(r["server"], r["scenario"]) for r in data["results"]}
+    assert runs >= {
+        ("baseline", JSON_IMAGE),
+        ("baseline", JSON_RECORD),
+        ("aeserve", JSON_IMAGE),
+        ("aeserve", JSON_RECORD),
+        ("aeserve", NPY_BATCH),
+        ("aeserve-nobatch", JSON_IMAGE),
+    }
+    for r in data["results"]:
+        assert r["requests"] > 0 and r["rps"] > 0 and r["errors"] == 0, r
+    assert data["raw"]["batch1_us"] > 0 and data["memory"]["rss_mb"] > 0
+    assert "| target | measured | met |" in text and "![requests/s" in text

@@ -1,0 +1,240 @@
+"""Micro-batching never changes answers: bit-for-bit equal to unbatched, in order, isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.models import build_image
+from service.batching import Batcher, BatchOptions, Overloaded, attach, detach
+from service.errors import NotReady
+from service.repository import ModelRepository
+from service.runtime import F32, Op
+
+from .conftest import ClientFactory, glyphs
+
+
+class FakeModel:
+    """infer(op, x) = x * 2 per row; rows with -1 make the whole call fail; can be held."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def infer(self, op: Op, x: F32) -> list[F32]:
+        self.gate.wait(5)
+        self.calls.append(int(x.shape[0]))
+        if (x == -1).any():
+            raise ValueError("poisoned row")
+        return [x * 2, x.sum(axis=1)]
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def started(model: FakeModel, **options: float) -> Batcher:
+    batcher = Batcher(model.infer, BatchOptions(**options), name="fake")  # type: ignore[arg-type]
+    batcher.start()
+    return batcher
+
+
+def test_rows_come_back_to_their_request_in_order() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=16, max_wait_s=0.01)
+        sizes = [1, 3, 1, 2, 5, 1, 1, 4]
+        xs = [
+            np.full((n, 3), i, dtype=np.float32) + np.arange(n)[:, None]
+            for i, n in enumerate(sizes)
+        ]
+        outs = await asyncio.gather(*(batcher.submit("forward", x) for x in xs))
+        for x, (doubled, summed) in zip(xs, outs, strict=True):
+            assert np.array_equal(doubled, x * 2) and np.array_equal(summed, x.sum(axis=1))
+        # Gathered into fewer calls than requests, none larger than max_size.
+        assert len(model.calls) < len(sizes) and max(model.calls) <= 16
+        assert sum(model.calls) == sum(sizes) and batcher.queued == 0
+        await batcher.stop()
+
+    run(main())
+
+
+def test_a_request_larger_than_max_size_runs_alone() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=4, max_wait_s=0.01)
+        x = np.ones((10, 2), dtype=np.float32)
+        (doubled, _), (small, _) = await asyncio.gather(
+            batcher.submit("forward", x), batcher.submit("forward", x[:1])
+        )
+        assert doubled.shape == (10, 2) and small.shape == (1, 2)
+        assert sorted(model.calls) == [1, 10]
+        await batcher.stop()
+
+    run(main())
+
+
+def test_a_failing_request_fails_alone() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=64, max_wait_s=0.01)
+        xs = [np.full((1, 2), v, dtype=np.float32) for v in (1, 2, -1, 3)]
+        results = await asyncio.gather(
+            *(batcher.submit("forward", x) for x in xs), return_exceptions=True
+        )
+        assert isinstance(results[2], ValueError)
+        for i in (0, 1, 3):
+            out = results[i]
+            assert isinstance(out, list) and np.array_equal(out[0], xs[i] * 2)
+        await batcher.stop()
+
+    run(main())
+
+
+def test_cancelled_and_timed_out_clients_do_not_poison_the_queue() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=64, max_wait_s=0.0)
+        x = np.ones((1, 2), dtype=np.float32)
+        model.gate.clear()  # the worker blocks inside its first call
+        first = asyncio.create_task(batcher.submit("forward", x))
+        await asyncio.sleep(0.05)
+        cancelled = asyncio.create_task(batcher.submit("forward", x * 5))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.submit("forward", x * 7), 0.05)
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        later = asyncio.create_task(batcher.submit("forward", x * 3))
+        await asyncio.sleep(0.01)
+        model.gate.set()
+        assert np.array_equal((await first)[0], x * 2)
+        assert np.array_equal((await later)[0], x * 6)
+        assert cancelled.cancelled()
+        # The abandoned rows never reached the model; the queue is empty again.
+        assert model.calls == [1, 1] and batcher.queued == 0
+        assert np.array_equal((await batcher.submit("forward", x))[0], x * 2)
+        await batcher.stop()
+
+    run(main())
+
+
+def test_a_full_queue_answers_503_with_retry_after() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=2, max_wait_s=0.0, queue_limit=4)
+        x = np.ones((2, 2), dtype=np.float32)
+        model.gate.clear()
+        running = asyncio.create_task(batcher.submit("forward", x))  # taken by the worker
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(batcher.submit("forward", x)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded) as err:
+            await batcher.submit("forward", x)
+        assert err.value.status == 503 and err.value.headers["Retry-After"] == "1"
+        model.gate.set()
+        for task in [running, *queued]:
+            assert np.array_equal((await task)[0], x * 2)
+        await batcher.stop()
+
+    run(main())
+
+
+def test_stop_fails_queued_requests_with_503() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=1, max_wait_s=0.0)
+        x = np.ones((1, 2), dtype=np.float32)
+        model.gate.clear()
+        tasks = [asyncio.create_task(batcher.submit("forward", x)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await batcher.stop()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert any(isinstance(r, NotReady) for r in results)
+        with pytest.raises(NotReady):
+            await batcher.submit("forward", x)
+
+    run(main())
+
+
+# -- real models: batched == unbatched, bit for bit ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repo(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelRepository]:
+    root = tmp_path_factory.mktemp("batching-zoo")
+    for model in zoo_dir.iterdir():
+        (root / model.name).symlink_to(model)
+    build_image(root)  # a dense 784-256-64-32 AE: real GEMM blocking at every batch size
+    yield ModelRepository.load(root)
+
+
+def inputs_for(name: str, n: int, seed: int) -> F32:
+    rng = np.random.default_rng(seed)
+    if name in ("glyph", "glyph-vae"):
+        return glyphs(n, seed)
+    if name == "table":
+        return rng.normal(0, 10, (n, 4)).astype(np.float32)
+    return rng.random((n, 28, 28), dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["bench-mnist", "pixels28", "glyph-vae", "table"])
+def test_batched_answers_equal_unbatched_bit_for_bit(repo: ModelRepository, name: str) -> None:
+    runtime = repo.get(name)
+    sizes = [1, 1, 3, 1, 7, 1, 2, 1, 1, 16, 1, 5] * 3
+    xs = [inputs_for(name, n, seed) for seed, n in enumerate(sizes)]
+    expected = [runtime.reconstruct(x) for x in xs]  # unbatched: one ONNX call each
+    expected_z = [runtime.encode(x).latents for x in xs]
+
+    async def main() -> tuple[list[object], list[object], int]:
+        attach(repo, BatchOptions(max_size=32, max_wait_s=0.002))
+        try:
+            recs = await asyncio.gather(*(runtime.reconstruct_async(x) for x in xs))
+            encs = await asyncio.gather(*(runtime.encode_async(x) for x in xs))
+            batcher = runtime.executor
+            assert isinstance(batcher, Batcher)
+            return list(recs), list(encs), batcher.batches
+        finally:
+            await detach(repo)
+
+    recs, encs, batches = asyncio.run(main())
+    assert batches < 2 * len(xs)  # requests really were batched together
+    for want, got in zip(expected, recs, strict=True):
+        assert np.array_equal(want.outputs, got.outputs)  # type: ignore[attr-defined]
+        assert np.array_equal(want.scores, got.scores)  # type: ignore[attr-defined]
+    for want_z, enc in zip(expected_z, encs, strict=True):
+        assert np.array_equal(want_z, enc.latents)  # type: ignore[attr-defined]
+    assert runtime.executor is None
+
+
+def test_http_answers_are_the_same_with_batching_on_and_off(make_client: ClientFactory) -> None:
+    bodies = [
+        ("/reconstruct", {"model": "pixels28", "inputs": inputs_for("pixels28", 3, 1).tolist()}),
+        ("/encode", {"model": "glyph-vae", "inputs": glyphs(2).tolist(), "return_logvar": True}),
+        ("/decode", {"model": "pixels28", "latents": [[0.1] * 8, [0.5] * 8]}),
+        ("/anomaly-score", {"model": "table", "inputs": [[1.0, 2.0, 3.0, 4.0]]}),
+        ("/sample", {"model": "glyph-vae", "n": 3, "seed": 5}),
+        ("/denoise", {"model": "glyph-denoise", "inputs": glyphs(2).tolist()}),
+        ("/reconstruct", {"model": "pixels28", "inputs": [[0.5] * 10]}),  # 422
+    ]
+    answers = {}
+    for batching in (True, False):
+        with make_client(batching=batching) as client:
+            answers[batching] = [
+                (r.status_code, r.json().get("detail") or r.json())
+                for r in (client.post(path, json=body) for path, body in bodies)
+            ]
+    assert answers[True] == answers[False]
+    assert [status for status, _ in answers[True]] == [200] * 6 + [422]
