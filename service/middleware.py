@@ -5,6 +5,7 @@ Pure ASGI (not BaseHTTPMiddleware) because it sits on the hot path of every requ
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import uuid
@@ -26,6 +27,13 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # Request ids: a random per-process prefix and a counter. uuid4() per request reads
+        # os.urandom, which releases the GIL and can then wait on the inference thread for it.
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._id_counter = itertools.count(1)
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_counter):016x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +42,7 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         headers = dict(scope["headers"])
         client_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = client_id if _CLIENT_ID.match(client_id) else uuid.uuid4().hex
+        request_id = client_id if _CLIENT_ID.match(client_id) else self._next_id()
         scope[REQUEST_ID_KEY] = request_id
         status = 500  # unless a response starts: an unhandled error becomes a 500
 

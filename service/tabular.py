@@ -13,7 +13,7 @@ standardised space, so the parts of all features sum to the score (``mse``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -154,14 +154,14 @@ def results(
 
 def anomaly_work(
     parsed: codecs.ParsedRequest[Any], metrics: Metrics
-) -> Callable[[], dict[str, Any]]:
-    """The blocking part of a tabular /anomaly-score request (run in the thread pool)."""
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The work of a tabular /anomaly-score request (ONNX via the batching worker)."""
     runtime, options = parsed.runtime, parsed.options
 
-    def work() -> dict[str, Any]:
+    async def work() -> dict[str, Any]:
         x, ids = tabular_inputs(parsed)
         top = top_count(runtime, options.top_features)
-        explained = runtime.explain(x, options.threshold)
+        explained = await runtime.explain_async(x, options.threshold)
         res = explained.result
         metrics.observe_anomalies(runtime.name, res.is_anomaly)
         return {
