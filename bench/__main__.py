@@ -265,20 +265,30 @@ import json, sys, time
 import numpy as np
 from service.runtime import OnnxOptions, open_session
 root, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-enc = open_session(f"{root}/{name}/encoder.onnx", OnnxOptions())
-dec = open_session(f"{root}/{name}/decoder.onnx", OnnxOptions())
 shape = [int(d) for d in sys.argv[4].split(",")]
+variants = {
+    "default": OnnxOptions(),
+    "2 threads, spinning": OnnxOptions(2, 1, spinning=True),
+    "2 threads, no spinning": OnnxOptions(2, 1, spinning=False),
+    "1 thread, arena off": OnnxOptions(arena=False),
+}
 out = {}
-for batch in (1, 256):
-    x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-    run = lambda: dec.run(None, {"z": enc.run(None, {"x": x})[0]})
-    for _ in range(20): run()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        run(); n += 1
-    dt = (time.perf_counter() - t0) / n
-    out[f"batch{batch}_us"] = dt * 1e6
-    out[f"batch{batch}_samples_per_s"] = batch / dt
+for label, options in variants.items():
+    enc = open_session(f"{root}/{name}/encoder.onnx", options)
+    dec = open_session(f"{root}/{name}/decoder.onnx", options)
+    for batch in (1, 256):
+        x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+        run = lambda: dec.run(None, {"z": enc.run(None, {"x": x})[0]})
+        for _ in range(20): run()
+        n, t0, c0 = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - t0 < seconds:
+            run(); n += 1
+        dt = (time.perf_counter() - t0) / n
+        cpu = (time.process_time() - c0) / n
+        key = "" if label == "default" else f"{label}: "
+        out[f"{key}batch{batch}_us"] = dt * 1e6
+        out[f"{key}batch{batch}_cpu_us"] = cpu * 1e6
+        out[f"{key}batch{batch}_samples_per_s"] = batch / dt
 print(json.dumps(out))
 """
 
@@ -374,8 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         files = bodies(workdir)
         report = Report(quick=quick, machine=machine(), zoo=zoo)
         print(f"bench: models {sorted(p.name for p in model_dir.iterdir())}", flush=True)
-        report.raw = raw_onnxruntime(model_dir, IMAGE_MODEL, [28, 28], 0.3 if quick else 3.0)
-        print(f"  raw onnxruntime: {report.raw}", flush=True)
+        report.raw = raw_onnxruntime(model_dir, IMAGE_MODEL, [28, 28], 0.1 if quick else 2.0)
+        for key, value in report.raw.items():
+            print(f"  raw onnxruntime {key}: {value:,.1f}", flush=True)
 
         def both(srv: Server, concurrencies: tuple[int, ...] = conc) -> None:
             for scenario, path, body in (

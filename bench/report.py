@@ -155,6 +155,29 @@ def render(report: Report, out: Path) -> str:
         f"{report.cold_start_s.get('baseline', 0):.2f} s.",
         "",
     ]
+    lines += [
+        "## onnxruntime session options",
+        "",
+        "Raw onnxruntime on CPU 0, the bench model, encoder + decoder per call (wall µs per call,",
+        "CPU µs per call, images/s). The service uses the first row (`service/runtime.py`).",
+        "",
+        "| options | 1 image: µs | CPU µs | 256 images: µs | CPU µs | images/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    variants = sorted({k.split(": ")[0] for k in report.raw if ": " in k})
+    labels = ["default", *variants]
+    for label in labels:
+        key = "" if label == "default" else f"{label}: "
+        r = report.raw
+        if f"{key}batch1_us" not in r:
+            continue
+        name = "1 thread, no spinning, arena (default)" if label == "default" else label
+        lines.append(
+            f"| {name} | {r[f'{key}batch1_us']:.0f} | {r[f'{key}batch1_cpu_us']:.0f} "
+            f"| {r[f'{key}batch256_us']:,.0f} | {r[f'{key}batch256_cpu_us']:,.0f} "
+            f"| {r[f'{key}batch256_samples_per_s']:,.0f} |"
+        )
+    lines.append("")
     notes = Path(__file__).with_name("NOTES.md")
     if notes.is_file():
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]

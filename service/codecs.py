@@ -359,8 +359,10 @@ def encode_outputs(runtime: ModelRuntime, outputs: F32, options: Any) -> Any:
 
 
 async def wire_inputs_async(parsed: ParsedRequest[Any]) -> F32:
-    """:func:`wire_inputs`, in the thread pool for large bodies and uploads (PNG decoding)."""
-    if parsed.uploads is not None or parsed.size > LARGE_BODY:
+    """:func:`wire_inputs`, in the thread pool for large JSON bodies and uploads (PNG decoding);
+    a .npy body is already an array (no hop)."""
+    inputs = getattr(parsed.options, "inputs", None)
+    if parsed.uploads is not None or (parsed.size > LARGE_BODY and isinstance(inputs, list)):
         return await run_in_threadpool(wire_inputs, parsed)
     return wire_inputs(parsed)
 
@@ -450,9 +452,14 @@ def decode_npy(body: bytes) -> npt.NDArray[Any]:
 
 def encode_npy(array: npt.NDArray[Any]) -> bytes:
     """One array as a .npy file (version 1.0, or 2.0 for very long headers)."""
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=False)
-    return buf.getvalue()
+    if array.ndim == 0 or array.size == 0 or not array.flags.c_contiguous:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, array, allow_pickle=False)
+        return buf.getvalue()
+    # Header + the array's buffer: one copy fewer than write_array into a BytesIO.
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(array))
+    return head.getvalue() + array.data.cast("B")
 
 
 def npy_response(head: dict[str, Any], fields: dict[str, Any]) -> Response:
