@@ -1,0 +1,151 @@
+"""The image studies ([evaluate.images]) and their baselines, on scikit-learn's 8x8 digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.manifest import Manifest
+from training.baselines import PCA, knn_accuracy, psnr, roc_auc
+from training.datasets import Dataset, Split, load_dataset
+from training.image_study import ImageEvalOptions, OneClassOptions, one_class_protocol
+from training.pipeline import BuildResult, build
+from training.recipe import parse
+
+
+@pytest.fixture(scope="module")
+def digits_build(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    """A tiny denoising model on digits with every study switched on (seconds)."""
+    data: dict[str, Any] = {
+        "name": "tiny-digits",
+        "seed": 0,
+        "epochs": 30,
+        "dataset": {"name": "digits"},
+        "architecture": {"kind": "dense_ae", "latent_dim": 2, "hidden": [32]},
+        "training": {"lr": 0.01, "batch_size": 128},
+        "noise": {"kind": "gaussian", "level": 0.3},
+        "evaluate": {
+            "targets": {"psnr_gain_db": ">= -100", "knn5_accuracy": ">= 0.0"},
+            "images": {
+                "pca": True,
+                "knn": 5,
+                "one_class": {"train_per_class": 60, "epochs": 2, "latent_dim": 2},
+                "variants": {
+                    "train_limit": 200,
+                    "epochs": 2,
+                    "test_limit": 50,
+                    "regularizers": {"l1": {"kind": "l1", "weight": 0.1}},
+                },
+            },
+        },
+    }
+    out = tmp_path_factory.mktemp("study") / "tiny-digits"
+    return build(parse(data), out, "python -m training train tiny-digits", quiet=True)
+
+
+def test_study_metrics_reach_manifest_and_card(digits_build: BuildResult) -> None:
+    man = Manifest.read(digits_build.out_dir)
+    for key in (
+        "bce_test",
+        "mse_test",
+        "bce_test_pca2",
+        "mse_test_pca2",
+        "mse_reduction_vs_pca",
+        "knn5_accuracy",
+        "knn5_accuracy_pca2",
+        "psnr_noisy_db",
+        "psnr_denoised_db",
+        "psnr_gain_db",
+        "one_class_auc_ae_mean",
+        "one_class_auc_pca_mean",
+        "variant_plain_bce_test",
+        "variant_l1_mean_abs_code",
+        "variant_l1_sensitivity",
+    ):
+        assert key in man.metrics, key
+    m = man.metrics
+    assert m["psnr_gain_db"].target == ">= -100"  # targets may name study metrics
+    np.testing.assert_allclose(
+        m["psnr_gain_db"].value, m["psnr_denoised_db"].value - m["psnr_noisy_db"].value
+    )
+    np.testing.assert_allclose(
+        m["mse_reduction_vs_pca"].value, 1 - m["mse_test"].value / m["mse_test_pca2"].value
+    )
+    assert 0.5 < m["one_class_auc_pca_mean"].value <= 1.0
+    card = (digits_build.out_dir / "card.md").read_text()
+    for text in ("Against PCA", "5-NN accuracy", "one-class protocol", "Regularisers", "PSNR"):
+        assert text in card, text
+    for png in ("interpolation.png", "latent_vs_pca.png", "one_class.png", "denoising_rows.png"):
+        assert (digits_build.out_dir / png).is_file() and f"]({png})" in card
+
+
+def test_unknown_study_options_are_errors() -> None:
+    with pytest.raises(ValueError, match="unknown key"):
+        ImageEvalOptions.parse({"pcaa": True})
+    with pytest.raises(ValueError, match=r"one_class\]: unknown key"):
+        ImageEvalOptions.parse({"one_class": {"epoch": 3}})
+
+
+def test_pca_matches_scikit_learn() -> None:
+    from sklearn.decomposition import PCA as SkPCA
+
+    x = load_dataset("digits").train.x
+    ours = PCA.fit(x, 5)
+    sk = SkPCA(5).fit(x.reshape(len(x), -1))
+    flat = x.reshape(len(x), -1)
+    ref = sk.inverse_transform(sk.transform(flat)).reshape(x.shape)
+    np.testing.assert_allclose(ours.reconstruct(x, clip=False), ref, atol=1e-5)
+    np.testing.assert_allclose(ours.explained_variance, sk.explained_variance_, rtol=1e-6)
+    # the projection minimises squared error: more components never do worse
+    err = [((PCA.fit(x, k).reconstruct(x, clip=False) - x) ** 2).mean() for k in (2, 8, 32)]
+    assert err[0] > err[1] > err[2]
+
+
+def test_psnr_knn_and_auc_on_known_answers() -> None:
+    clean = np.zeros((2, 4, 4))
+    other = clean.copy()
+    other[0] += 0.1  # MSE 0.01 -> 20 dB
+    other[1] += 0.01  # MSE 1e-4 -> 40 dB
+    np.testing.assert_allclose(psnr(clean, other), [20.0, 40.0])
+    codes = np.array([[0.0], [0.1], [5.0], [5.1]])
+    y = np.array([0, 0, 1, 1])
+    assert knn_accuracy(codes, y, np.array([[0.05], [4.9]]), np.array([0, 1]), 1) == 1.0
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.4, 0.3, 0.2, 0.1])) == 0.0
+
+
+def test_one_class_protocol_separates_distinct_classes() -> None:
+    """Two classes of very different images: fitting on one, the other is easy to flag."""
+    rng = np.random.default_rng(0)
+    a = np.zeros((80, 8, 8), np.float32)
+    a[:, :, :4] = 0.9
+    b = np.zeros((80, 8, 8), np.float32)
+    b[:, :4, :] = 0.9
+    x = np.clip(np.concatenate([a, b]) + 0.05 * rng.standard_normal((160, 8, 8)), 0, 1)
+    x = x.astype(np.float32)
+    y = np.repeat([0, 1], 80)
+    split = Split(x, y)
+    data = Dataset(name="bars", kind="image", shape=(8, 8), train=split, val=split, test=split)
+    classes, ae, pca = one_class_protocol(
+        data, OneClassOptions(train_per_class=80, epochs=30, latent_dim=2, hidden=(16,))
+    )
+    assert classes == [0, 1]
+    assert min(pca) > 0.99 and min(ae) > 0.9
+
+
+def test_study_is_off_unless_asked(tmp_path: Path) -> None:
+    r = parse(
+        {
+            "name": "plain",
+            "seed": 0,
+            "epochs": 2,
+            "dataset": {"name": "digits"},
+            "architecture": {"kind": "dense_ae", "latent_dim": 3, "hidden": [8]},
+        }
+    )
+    res = build(r, tmp_path / "plain", "cmd", quiet=True)
+    assert "mse_test" not in res.manifest.metrics
+    assert not (tmp_path / "plain" / "interpolation.png").exists()
