@@ -365,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds, every piece once")
     parser.add_argument("--out", type=Path, help="report path (default docs/benchmarks.md)")
     parser.add_argument("--seconds", type=int, help="seconds per load run (whole seconds)")
+    parser.add_argument("--render", type=Path, help="only rewrite the report from this .json")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        data = json.loads(args.render.read_text())
+        data["results"] = [Result(**r) for r in data["results"]]
+        write_report(Report(**data), args.out or args.render.with_suffix(".md"))
+        return 0
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (make sysdeps installs it)", file=sys.stderr)
         return 2
