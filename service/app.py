@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 import service
 from service import batching
 from service.errors import install_handlers
-from service.fastpath import FastPathMiddleware
+from service.fastpath import FastFront
 from service.metrics import Metrics
-from service.middleware import RequestContextMiddleware
+from service.middleware import RequestContextMiddleware, RequestIds
 from service.repository import LoadState, ModelRepository
 from service.routes import latent, models, ops, reconstruction
 from service.runtime import OnnxOptions
@@ -29,7 +30,7 @@ from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
-# Inference endpoints served by the lean dispatcher (service/fastpath.py) when fast_path is on.
+# Inference endpoints served by the lean front (service/fastpath.py) when fast_path is on.
 FAST_PATHS = ("/reconstruct", "/anomaly-score", "/encode", "/decode", "/denoise", "/sample")
 
 DESCRIPTION = """Serves trained autoencoders with onnxruntime.
@@ -39,7 +40,23 @@ Choose the model with the `model` field of the JSON body (`?model=` for multipar
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class AeserveApp(FastAPI):
+    """FastAPI, with the lean front (service/fastpath.py) answering inference POSTs first."""
+
+    front: FastFront | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None:
+            target = front.target(scope)
+            if target is not None:
+                scope["app"] = self  # what Starlette sets: request.app in the dependencies
+                await front.serve(target, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> AeserveApp:
     """Build the app. Without ``settings`` they come from ``AESERVE_*`` (ConfigError if bad)."""
     settings = settings if settings is not None else load_settings()
     state = LoadState()
@@ -84,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.repository is not None:
                 await batching.detach(state.repository)
 
-    app = FastAPI(
+    app = AeserveApp(
         title="aeserve",
         version=service.__version__,
         description=DESCRIPTION,
@@ -94,15 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.load = state
     app.state.metrics = metrics
     install_handlers(app)
-    if settings.fast_path:  # innermost: inside the request-context middleware below
-        app.add_middleware(
-            FastPathMiddleware,
-            routes=app.router.routes,
-            paths=FAST_PATHS,
-            handlers=app.exception_handlers,
-        )
+    request_ids = RequestIds()
     app.add_middleware(
-        RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        request_ids=request_ids,
+        handlers=app.exception_handlers,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -115,6 +130,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hot inference routes first: routes are matched in order.
     for module in (reconstruction, latent, ops, models):
         app.include_router(module.router)
+    if settings.fast_path:
+        app.front = FastFront(
+            routes=app.router.routes,
+            paths=FAST_PATHS,
+            handlers=app.exception_handlers,
+            metrics=metrics,
+            max_body_bytes=settings.max_body_bytes,
+            request_ids=request_ids,
+            cors=bool(settings.cors_origins),
+        )
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app
 

@@ -1,20 +1,23 @@
-"""The lean request path: inference POSTs reach their route function without FastAPI's routing.
+"""The lean request path: inference POSTs skip Starlette's and FastAPI's middleware layers.
 
-FastAPI's per-request machinery (router matching, the exception middleware's context, the
-dependency solver, the endpoint wrapper) costs tens of microseconds, as much as a small model's
-whole inference. This pure-ASGI layer sits inside the request-context middleware (so request
-ids, the body limit and metrics stay) and, for ``POST`` to an inference path, calls the very
-same route function FastAPI would call, with the same dependencies (each one an ``async def
-f(request)``, called directly). Errors go to the app's one ``ServiceError`` handler; anything
-else propagates to the server-error middleware as on the FastAPI path. Everything else (GET,
-other methods, other paths, routes with richer dependencies) passes through to FastAPI, which
-also keeps serving the OpenAPI docs of these routes.
+Per request, FastAPI's machinery (its server-error, telemetry, body-limit and exception
+middlewares, router matching, the dependency solver, the endpoint wrapper) costs as much as a
+small model's whole inference. :class:`FastFront` is consulted by the app's own ``__call__``
+(service/app.py) before any of that: for ``POST`` to an inference path it does, in one place,
+what the middleware chain does for every other request (request id, body limit, metrics,
+problem+json for every error through the app's exception handlers) and calls the very same route
+function FastAPI would call, with the same dependencies (each one an ``async def f(request)``,
+called directly). So there is one implementation of each endpoint; FastAPI keeps serving
+everything else (GET, other paths, routes with richer dependencies, CORS requests when CORS is
+on) and the OpenAPI docs of these routes. tests/service/test_fastpath.py checks that both paths
+give identical answers, errors and metrics.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +26,11 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from service.errors import ServiceError
+from service.errors import REQUEST_ID_KEY, problem_response
+from service.metrics import MODEL_KEY, Metrics
+from service.middleware import RequestIds, declared_too_large, limit_body, too_large
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +40,31 @@ Handler = Callable[[Request, Any], Any]  # Starlette's: returns a Response or an
 @dataclass(frozen=True)
 class _Target:
     route: APIRoute
+    path: str
     request_param: str
     dependencies: tuple[tuple[str, Callable[[Request], Awaitable[Any]]], ...]
 
 
-class FastPathMiddleware:
-    """Dispatches ``POST`` requests for ``paths`` straight to their FastAPI route functions."""
+class FastFront:
+    """Serves ``POST`` requests for ``paths`` with their FastAPI route functions, directly."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         routes: Sequence[BaseRoute],
         paths: Sequence[str],
         handlers: Mapping[Any, Handler],
+        metrics: Metrics,
+        max_body_bytes: int,
+        request_ids: RequestIds,
+        cors: bool = False,
     ) -> None:
-        self.app = app
         self.handlers = handlers
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.request_ids = request_ids
+        # With CORS on, requests that carry an Origin go through FastAPI's CORS middleware.
+        self.cors = cors
         self.targets: dict[str, _Target] = {}
         for route in _api_routes(routes):
             if (
@@ -63,22 +76,66 @@ class FastPathMiddleware:
                 if target is not None:
                     self.targets[route.path] = target
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = self.targets.get(scope["path"]) if scope["type"] == "http" else None
-        if target is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = target.route  # metrics label it by route path, like FastAPI's router
-        request = Request(scope, receive, send)
+    def target(self, scope: Scope) -> _Target | None:
+        """The route this front serves for ``scope``, or None (then FastAPI serves it)."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        target = self.targets.get(scope["path"])
+        if (
+            target is not None
+            and self.cors
+            and any(name == b"origin" for name, _ in scope["headers"])
+        ):
+            return None
+        return target
+
+    async def serve(self, target: _Target, scope: Scope, receive: Receive, send: Send) -> None:
+        """Request id, body limit, the route function, problem+json errors, metrics."""
+        start = time.perf_counter()
+        client_id = length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                client_id = value
+            elif name == b"content-length":
+                length = value
+        request_id = self.request_ids(client_id)
+        scope[REQUEST_ID_KEY] = request_id
+        scope["route"] = target.route  # as FastAPI's router does
+        limit = self.max_body_bytes
+        request = Request(scope, limit_body(receive, limit), send)
+        status = 500  # unless a response starts
         try:
-            kwargs = {name: await dep(request) for name, dep in target.dependencies}
-            kwargs[target.request_param] = request
-            response: Response = await target.route.endpoint(**kwargs)
-        except ServiceError as exc:
-            response = self.handlers[ServiceError](request, exc)
-            if inspect.isawaitable(response):
-                response = await response
-        await response(scope, receive, send)
+            if declared_too_large(length, limit):
+                # Refused before routing, labelled as the request-context middleware does.
+                del scope["route"]
+                response = problem_response(request, 413, too_large(limit))
+            else:
+                try:
+                    kwargs = {name: await dep(request) for name, dep in target.dependencies}
+                    kwargs[target.request_param] = request
+                    response = await target.route.endpoint(**kwargs)
+                except Exception as exc:
+                    response = await self._handle(request, exc)
+            response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            endpoint = target.path if "route" in scope else "unmatched"
+            self.metrics.observe(
+                endpoint, scope.get(MODEL_KEY, ""), status, time.perf_counter() - start
+            )
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
+        """The app's handler for ``exc`` (ServiceError, HTTPException, ..., Exception: 500)."""
+        for cls in type(exc).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                response = handler(request, exc)
+                if inspect.isawaitable(response):
+                    response = await response
+                assert isinstance(response, Response)
+                return response
+        raise exc
 
 
 def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
@@ -128,4 +185,4 @@ def _target(route: APIRoute) -> _Target | None:
             return None
         assert dep.name is not None and dep.call is not None
         deps.append((dep.name, dep.call))
-    return _Target(route, dependant.request_param_name, tuple(deps))
+    return _Target(route, route.path, dependant.request_param_name, tuple(deps))

@@ -73,11 +73,23 @@ class Metrics:
             ["model", "version", "family"],
             registry=self.registry,
         )
+        # (endpoint, model, status) -> the counter and histogram children: labels() builds a
+        # tuple, checks every label and takes a lock on each call. The keys are bounded: route
+        # paths (or "unmatched"), loaded model names (or "") and status codes.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(endpoint, model, code).inc()
-        self.latency.labels(endpoint, model, code).observe(seconds)
+        key = (endpoint, model, status)
+        children = self._children.get(key)
+        if children is None:
+            code = str(status)
+            children = (
+                self.requests.labels(endpoint, model, code),
+                self.latency.labels(endpoint, model, code),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
         """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""
