@@ -475,7 +475,18 @@ def npy_response(head: dict[str, Any], fields: dict[str, Any]) -> Response:
         elif value is not None:
             headers[f"x-{key.replace('_', '-')}"] = str(value)
     n = next(iter(columns.values())).shape[0]
-    table = np.empty(n, dtype=[(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
+    dtype = np.dtype([(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
+    # The .npy file is built in one buffer: the header, then the table filled in place (one
+    # copy of each column; a table then a file would copy every byte twice).
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head,
+        {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)},
+    )
+    prefix = head.getvalue()
+    buf = bytearray(len(prefix) + n * dtype.itemsize)
+    buf[: len(prefix)] = prefix
+    table = np.frombuffer(buf, dtype=dtype, count=n, offset=len(prefix))
     for key, value in columns.items():
         table[key] = value
-    return Response(encode_npy(table), media_type=NPY, headers=headers)
+    return Response(memoryview(buf), media_type=NPY, headers=headers)
