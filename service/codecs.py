@@ -28,8 +28,11 @@ import numpy.typing as npt
 import orjson
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -100,7 +103,13 @@ async def read_request(
     npy_out = NPY in request.headers.get("accept", "")
     npy_field = next((f for f in ("inputs", "latents") if f in schema.model_fields), None)
     if multipart and ctype == MULTIPART:
-        options = validate(schema, dict(request.query_params), "query parameters")
+        params = dict(request.query_params)
+        inline = [k for k in ("inputs", "images", "records") if k in params]
+        if inline:  # the uploads are the inputs: another input form would be ignored
+            raise InvalidInput(
+                f"a multipart body carries the inputs as files; drop {inline} from the query"
+            )
+        options = validate(schema, params, "query parameters")
         runtime = select_model(request, repository, getattr(options, "model", None))
         uploads = await read_uploads(request, runtime.max_batch)
         return ParsedRequest(options, runtime, uploads, npy=npy_out)
@@ -146,7 +155,10 @@ def json_object(body: bytes) -> dict[str, Any]:
         # checks answer 422 naming the field. Only this error path pays for the slow parser.
         try:
             data = json.loads(body)
-        except (ValueError, RecursionError):
+            # json accepts lone UTF-16 surrogates ("\ud800"), which are no text: they could
+            # not be written back (e.g. in an error naming the model) and would give a 500.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             data = None
         if not isinstance(data, dict):
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
@@ -164,7 +176,33 @@ def validate(schema: type[R], data: dict[str, Any], what: str) -> R:
 
 async def read_uploads(request: Request, max_files: int) -> list[tuple[str, bytes]]:
     """The files of a multipart body; text fields are refused (options go in the query)."""
-    form = await request.form(max_files=max_files, max_fields=max_files)
+    _, params = parse_options_header(request.headers.get("content-type"))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadRequest(
+            "the multipart body has no boundary; send Content-Type: multipart/form-data; "
+            "boundary=... (HTTP clients add it when given files)"
+        )
+    # A body cut short of its closing delimiter: starlette would drop the last, unfinished file
+    # part without closing its temporary file. The body is bounded by AESERVE_MAX_BODY_BYTES.
+    if b"--" + boundary + b"--" not in await request.body():
+        raise BadRequest(
+            "the multipart body is truncated: it lacks the closing boundary; send the whole body"
+        )
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_files)
+    except (HTTPException, MultiPartException) as exc:
+        # Starlette raises HTTPException(400) inside an app: map it here, so that every caller
+        # (FastAPI's router or the fast path, which handles only ServiceError) gives a 4xx.
+        message = str(getattr(exc, "detail", None) or getattr(exc, "message", exc))
+        if message.startswith("Too many"):
+            raise InvalidInput(
+                f"{message} Send at most {max_files} images per request (AESERVE_MAX_BATCH)"
+            ) from None
+        raise BadRequest(
+            f"the multipart body is malformed: {message} Send multipart/form-data with a "
+            "boundary and one file part per image (field name 'files')"
+        ) from None
     try:
         uploads: list[tuple[str, bytes]] = []
         for field, value in form.multi_items():
@@ -400,6 +438,8 @@ async def respond(parsed: ParsedRequest[Any], work: Work) -> Response:
 NPY_MAGIC = b"\x93NUMPY"
 # Headers are padded to 64 bytes; a few kilobytes covers any shape we accept.
 NPY_MAX_HEADER = 16 * 1024
+# Inputs are [N, *input.shape]; numpy itself stops at 64 dimensions.
+NPY_MAX_DIMS = 32
 
 
 def decode_npy(body: bytes) -> npt.NDArray[Any]:
@@ -427,9 +467,17 @@ def decode_npy(body: bytes) -> npt.NDArray[Any]:
         or set(header) != {"descr", "fortran_order", "shape"}
         or not isinstance(header["fortran_order"], bool)
         or not isinstance(header["shape"], tuple)
-        or not all(isinstance(d, int) and d >= 0 for d in header["shape"])
+        or not all(type(d) is int and d >= 0 for d in header["shape"])
     ):
-        raise BadRequest(".npy header must hold 'descr', 'fortran_order' and a 'shape' tuple")
+        raise BadRequest(
+            ".npy header must hold 'descr', 'fortran_order' and a 'shape' tuple of "
+            "non-negative integers"
+        )
+    if len(header["shape"]) > NPY_MAX_DIMS:
+        raise InvalidInput(
+            f".npy array has {len(header['shape'])} dimensions; at most {NPY_MAX_DIMS} are "
+            "accepted (send [N, *input.shape] or [N, prod(shape)])"
+        )
     try:
         dtype = np.dtype(header["descr"]) if isinstance(header["descr"], str) else None
     except (TypeError, ValueError):

@@ -7,6 +7,7 @@ maps them (and FastAPI's own validation errors, 404/405 and everything else) to 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -107,8 +108,12 @@ def problem_response(
     if request_id is not None:
         body["request_id"] = request_id
     body.update(extra)
+    try:
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # text orjson refuses (lone surrogates, huge integers): never a 500 here
+        content = json.dumps(body, default=str, ensure_ascii=True).encode("ascii")
     return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        content,
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=dict(headers or {}),

@@ -276,13 +276,26 @@ class ModelRuntime:
                     f"got values from {x_min:g} to {x_max:g}"
                 )
         if self._mean is not None and self._std is not None:
-            x = (x - self._mean) / self._std
+            with np.errstate(over="ignore"):  # beyond float32 once standardised: refused below
+                x = (x - self._mean) / self._std
+            self._check_finite(x, f"{what} (standardised with the model's scaler)")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def to_wire_space(self, x_hat: F32) -> F32:
-        """Decoder outputs to what clients see (tabular: undo the scaler)."""
+        """Decoder outputs to what clients see (tabular: undo the scaler).
+
+        Outputs that are not finite (latents or inputs far outside what the model was trained
+        on overflow its layers) are refused with a 422: JSON has no number for them.
+        """
         if self._mean is not None and self._std is not None:
-            x_hat = x_hat * self._std + self._mean
+            with np.errstate(over="ignore", invalid="ignore"):
+                x_hat = x_hat * self._std + self._mean
+        if not np.isfinite(x_hat).all():
+            raise InvalidInput(
+                f"model '{self.name}' gives non-finite outputs for these values: they lie far "
+                "outside what it was trained on (send latents of the size /encode returns, "
+                "or inputs of the training data's magnitude)"
+            )
         return np.ascontiguousarray(x_hat, dtype=np.float32)
 
     @staticmethod
