@@ -3,9 +3,10 @@
 One run, on loopback: builds the bench models (bench/models.py) into a temporary model
 directory next to links to every model of ``models/``, starts aeserve (batching on, and a second
 instance with batching off) and the baseline (bench/baseline.py) as uvicorn processes pinned to
-CPU 0, drives them with wrk pinned to CPU 1 (a Lua script posts the same body and counts
-statuses; each run lasts a fixed number of seconds), measures raw onnxruntime on CPU 0 in the
-same run, and writes the report (markdown table + PNG plot). Quick mode runs every piece for a
+CPU 0 (and, when granian is installed, aeserve under granian for comparison), drives them with
+wrk pinned to CPU 1 (a Lua script posts the same body and counts statuses; each run lasts a
+fixed number of seconds), measures raw onnxruntime on CPU 0 in the same run, and writes the
+report (markdown table + PNG plot). Quick mode runs every piece for a
 fraction of a second and writes into a temporary directory unless ``--out`` is given.
 """
 
@@ -95,6 +96,10 @@ class Report:
     memory: dict[str, float] = field(default_factory=dict)
     cold_start_s: dict[str, float] = field(default_factory=dict)
     zoo: list[str] = field(default_factory=list)
+    # 1-minute load average at the start and at the end of the run (other jobs on the machine)
+    load: list[float] = field(default_factory=list)
+    # ASGI servers compared in this run (uvicorn always; granian when it is installed)
+    servers: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -105,8 +110,19 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the process and its live children (granian serves from a worker child)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(cpu_seconds(int(child)) for child in children)
+    return total
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -167,6 +183,30 @@ def aeserve(name: str, model_dir: Path, **env: str) -> Any:
     }
     cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "{port}"]
     return serve(name, cmd, {**base, **env}, "/readyz")
+
+
+def aeserve_granian(model_dir: Path) -> Any:
+    """The same app (default settings) under granian, a Rust ASGI server: one worker, its
+    single-threaded runtime and uvloop, on the same pinned core (not a dependency: it runs only
+    when granian is installed)."""
+    base = {
+        "AESERVE_MODEL_DIR": str(model_dir),
+        "AESERVE_DEFAULT_MODEL": IMAGE_MODEL,
+        "AESERVE_LOG_LEVEL": "warning",
+    }
+    cmd = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "service.app:create_app", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+        "--runtime-mode", "st", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+    return serve("aeserve-granian", cmd, base, "/readyz")
+
+
+def has_granian() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("granian") is not None
 
 
 def baseline(model_dir: Path) -> Any:
@@ -388,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in zoo:
             (model_dir / name).symlink_to(ROOT / "models" / name)
         files = bodies(workdir)
-        report = Report(quick=quick, machine=machine(), zoo=zoo)
+        report = Report(quick=quick, machine=machine(), zoo=zoo, load=[os.getloadavg()[0]])
+        report.servers = ["uvicorn"] + (["granian"] if has_granian() and not quick else [])
         print(f"bench: models {sorted(p.name for p in model_dir.iterdir())}", flush=True)
         report.raw = raw_onnxruntime(model_dir, IMAGE_MODEL, [28, 28], 0.1 if quick else 2.0)
         for key, value in report.raw.items():
@@ -423,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         with aeserve("aeserve-nobatch", model_dir, AESERVE_BATCHING="false") as srv:
             run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, conc,
                 seconds, workdir, warmup=warm)  # fmt: skip
+        if "granian" in report.servers:
+            with aeserve_granian(model_dir) as srv:
+                both(srv, (16,))
+        report.load.append(os.getloadavg()[0])
         out = args.out or (workdir / "benchmarks.md" if quick else ROOT / "docs" / "benchmarks.md")
         write_report(report, out)
         if quick and args.out is None:

@@ -88,11 +88,17 @@ def render(report: Report, out: Path) -> str:
         "",
         "- **Servers** (one process each, uvicorn with httptools + uvloop, access log off), pinned",
         "  to CPU 0 with `taskset`: **aeserve** (`python -m service`, default settings:",
-        "  batching on, max 64 samples, max wait 500 µs; lean dispatcher on),",
+        "  batching on, max 64 samples, max wait 500 µs; lean front on),",
         "  **aeserve-nobatch** (the same with",
         "  `AESERVE_BATCHING=false`: every request's ONNX call in the thread pool) and the",
         "  **baseline** (`bench/baseline.py`: FastAPI + pydantic `list[list[float]]` request and",
-        "  response models, a sync endpoint, one onnxruntime call per request).",
+        "  response models, a sync endpoint, one onnxruntime call per request)."
+        + (
+            " **aeserve-granian**: the same app as aeserve under granian (a Rust ASGI server;"
+            " one worker, single-threaded runtime, uvloop), for the choice of server."
+            if "granian" in report.servers
+            else ""
+        ),
         "- **Load**: `wrk` pinned to CPU 1 with a Lua script that posts the same body to every",
         "  server,",
         "  counts non-200 answers and runs a fixed time (whole seconds, wrk's unit; the number",
@@ -106,6 +112,15 @@ def render(report: Report, out: Path) -> str:
         f"- **Raw onnxruntime** (same session options, CPU 0): one image {raw1:.0f} µs "
         f"({1e6 / raw1 if raw1 else 0:,.0f} images/s, encoder + decoder); a batch of 256: "
         f"{report.raw.get('batch256_samples_per_s', 0):,.0f} images/s.",
+    ]
+    if report.load:
+        lines.append(
+            "- **Machine load** (1-minute load average, 2 cores): "
+            + " at the start, ".join(f"{x:.1f}" for x in report.load[:2])
+            + (" at the end" if len(report.load) > 1 else " at the start")
+            + " of the run; above 2, other processes took CPU from the servers and wrk."
+        )
+    lines += [
         "",
         "## Targets",
         "",
@@ -195,7 +210,7 @@ def _plot(report: Report, path: Path) -> bool:
     groups = [
         (s, sc)
         for sc in (JSON_IMAGE, JSON_RECORD)
-        for s in ("baseline", "aeserve-nobatch", "aeserve")
+        for s in ("baseline", "aeserve-nobatch", "aeserve", "aeserve-granian")
         if any(r.server == s and r.scenario == sc for r in report.results)
     ]
     concs = sorted(
