@@ -526,12 +526,12 @@ def npy_response(head: dict[str, Any], fields: dict[str, Any]) -> Response:
     dtype = np.dtype([(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
     # The .npy file is built in one buffer: the header, then the table filled in place (one
     # copy of each column; a table then a file would copy every byte twice).
-    head = io.BytesIO()
+    npy_header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        head,
+        npy_header,
         {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)},
     )
-    prefix = head.getvalue()
+    prefix = npy_header.getvalue()
     buf = bytearray(len(prefix) + n * dtype.itemsize)
     buf[: len(prefix)] = prefix
     table = np.frombuffer(buf, dtype=dtype, count=n, offset=len(prefix))
