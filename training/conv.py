@@ -11,7 +11,6 @@ dense layers, then the code. Decoder: the mirror image with stride-2 transposed 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,13 +19,10 @@ from torch import nn
 from training.models import (
     ACTIVATIONS,
     OUTPUTS,
-    Autoencoder,
-    DenseVAE,
+    CodecAE,
     Family,
-    ForwardOut,
-    _activation,
+    VariationalAE,
     _mlp,
-    _SplitHead,
     register,
 )
 
@@ -60,11 +56,13 @@ class ConvVAEConfig(ConvAEConfig):
         return "vae"
 
 
-class ConvAE(Autoencoder):
+class ConvAE(CodecAE):
     """Convolutional autoencoder on ``[N, H, W]`` images."""
 
+    cfg: ConvAEConfig
+
     def __init__(self, cfg: ConvAEConfig, shape: tuple[int, ...]) -> None:
-        super().__init__()
+        super().__init__(cfg, shape)
         if len(shape) != 2:
             raise ValueError(f"conv models take grayscale [H, W] images, got shape {shape}")
         if cfg.activation not in ACTIVATIONS:
@@ -73,7 +71,6 @@ class ConvAE(Autoencoder):
         step = 2 ** len(cfg.channels)
         if h % step or w % step:
             raise ValueError(f"{h}x{w} images need H and W divisible by {step} for {cfg.channels}")
-        self.cfg = cfg
         self.shape = (h, w)
         fh, fw = h // step, w // step  # feature map after the strided convolutions
         flat = cfg.channels[-1] * fh * fw
@@ -106,24 +103,6 @@ class ConvAE(Autoencoder):
         ]
         self.decoder = nn.Sequential(*dec)
 
-    @property
-    def family(self) -> Family:
-        return self.cfg.family
-
-    def _code_width(self) -> int:
-        return self.cfg.latent_dim
-
-    def _code_out(self) -> nn.Module:
-        return _activation(self.cfg.latent_activation)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        z: torch.Tensor = self.encoder(x)
-        return z
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        x_hat: torch.Tensor = self.decoder(z)
-        return x_hat
-
     def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every encoder activation output (conv feature maps flattened), the code last."""
         out: list[torch.Tensor] = []
@@ -140,56 +119,11 @@ class ConvAE(Autoencoder):
                     out.append(h.flatten(1))
         return out
 
-    def forward(self, x: torch.Tensor) -> ForwardOut:
-        z = self.encode(x)
-        return ForwardOut(x_hat=self.decode(z), z=z)
 
-    def export_encoder(self) -> nn.Module:
-        return self.encoder
-
-    def export_decoder(self) -> nn.Module:
-        return self.decoder
-
-    def export_encoder_outputs(self) -> list[str]:
-        return ["z"]
-
-
-class ConvVAE(ConvAE):
+class ConvVAE(VariationalAE, ConvAE):
     """Convolutional VAE: reparameterised sampling in training, the mean in eval mode."""
 
     cfg: ConvVAEConfig
-
-    def __init__(self, cfg: ConvVAEConfig, shape: tuple[int, ...]) -> None:
-        super().__init__(cfg, shape)
-        self.head = _SplitHead(self.encoder, cfg.latent_dim)
-
-    def _code_width(self) -> int:
-        return 2 * self.cfg.latent_dim
-
-    def _code_out(self) -> nn.Module:
-        return nn.Identity()
-
-    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(x)
-        return mu, logvar
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_dist(x)[0]
-
-    def forward(self, x: torch.Tensor) -> ForwardOut:
-        mu, logvar = self.encode_dist(x)
-        z = DenseVAE.reparameterize(mu, logvar) if self.training else mu
-        return ForwardOut(x_hat=self.decode(z), z=z, mu=mu, logvar=logvar)
-
-    def export_encoder(self) -> nn.Module:
-        return self.head
-
-    def export_encoder_outputs(self) -> list[str]:
-        return ["mu", "logvar"]
-
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())
 
 
 register("conv_ae", ConvAEConfig, ConvAE)

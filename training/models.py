@@ -126,30 +126,29 @@ class Autoencoder(nn.Module):
         raise NotImplementedError
 
 
-class DenseAE(Autoencoder):
-    """Dense autoencoder on samples of shape ``shape``."""
+class CodecAE(Autoencoder):
+    """An autoencoder made of two modules, ``encoder`` (x -> code) and ``decoder`` (z -> x_hat).
 
-    def __init__(self, cfg: DenseAEConfig, shape: tuple[int, ...]) -> None:
+    Subclasses build both in ``__init__``; the encoder's last layer has ``_code_width()`` units
+    and ends in ``_code_out()``, which :class:`VariationalAE` widens to ``mu`` and ``logvar``.
+    """
+
+    cfg: Any
+    encoder: nn.Sequential
+    decoder: nn.Sequential
+
+    def __init__(self, cfg: Any, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.cfg = cfg
         self.shape = tuple(shape)
-        n = math.prod(shape)
-        dec_hidden = list(cfg.decoder_hidden or tuple(reversed(cfg.hidden)))
-        self.encoder = nn.Sequential(
-            nn.Flatten(1),  # [N, *shape] -> [N, n]
-            _mlp([n, *cfg.hidden, self._code_width()], cfg.activation, self._code_out()),
-        )
-        self.decoder = nn.Sequential(
-            _mlp([cfg.latent_dim, *dec_hidden, n], cfg.activation, OUTPUTS[cfg.output]()),
-            nn.Unflatten(1, self.shape),  # [N, n] -> [N, *shape]
-        )
 
     @property
     def family(self) -> Family:
-        return self.cfg.family
+        family: Family = self.cfg.family
+        return family
 
     def _code_width(self) -> int:
-        return self.cfg.latent_dim
+        return int(self.cfg.latent_dim)
 
     def _code_out(self) -> nn.Module:
         return _activation(self.cfg.latent_activation)
@@ -161,17 +160,6 @@ class DenseAE(Autoencoder):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         x_hat: torch.Tensor = self.decoder(z)
         return x_hat
-
-    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of every encoder activation layer (for sparsity regularisers)."""
-        out: list[torch.Tensor] = []
-        flatten, mlp = self.encoder
-        h = flatten(x)
-        for layer in mlp:
-            h = layer(h)
-            if not isinstance(layer, nn.Linear):
-                out.append(h)
-        return out
 
     def forward(self, x: torch.Tensor) -> ForwardOut:
         z = self.encode(x)
@@ -200,17 +188,17 @@ class _SplitHead(nn.Module):
         return h[:, : self.dim], h[:, self.dim :]
 
 
-class DenseVAE(DenseAE):
-    """Dense VAE: reparameterised sampling in training, the mean in eval mode."""
+class VariationalAE(CodecAE):
+    """The VAE half of an architecture, mixed in before it (``class DenseVAE(VariationalAE,
+    DenseAE)``): one linear code layer gives ``mu`` and ``logvar``; reparameterised sampling in
+    training, the mean in eval mode; ``encoder.onnx`` outputs both."""
 
-    cfg: DenseVAEConfig
-
-    def __init__(self, cfg: DenseVAEConfig, shape: tuple[int, ...]) -> None:
-        super().__init__(cfg, shape)
+    def __init__(self, cfg: Any, shape: tuple[int, ...]) -> None:
+        super().__init__(cfg, shape)  # the architecture builds encoder and decoder
         self.head = _SplitHead(self.encoder, cfg.latent_dim)
 
     def _code_width(self) -> int:
-        return 2 * self.cfg.latent_dim  # mu and logvar from one linear layer
+        return 2 * int(self.cfg.latent_dim)  # mu and logvar from one linear layer
 
     def _code_out(self) -> nn.Module:
         return nn.Identity()
@@ -238,6 +226,42 @@ class DenseVAE(DenseAE):
 
     def export_encoder_outputs(self) -> list[str]:
         return ["mu", "logvar"]
+
+
+class DenseAE(CodecAE):
+    """Dense autoencoder on samples of shape ``shape``."""
+
+    cfg: DenseAEConfig
+
+    def __init__(self, cfg: DenseAEConfig, shape: tuple[int, ...]) -> None:
+        super().__init__(cfg, shape)
+        n = math.prod(shape)
+        dec_hidden = list(cfg.decoder_hidden or tuple(reversed(cfg.hidden)))
+        self.encoder = nn.Sequential(
+            nn.Flatten(1),  # [N, *shape] -> [N, n]
+            _mlp([n, *cfg.hidden, self._code_width()], cfg.activation, self._code_out()),
+        )
+        self.decoder = nn.Sequential(
+            _mlp([cfg.latent_dim, *dec_hidden, n], cfg.activation, OUTPUTS[cfg.output]()),
+            nn.Unflatten(1, self.shape),  # [N, n] -> [N, *shape]
+        )
+
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of every encoder activation layer (for sparsity regularisers)."""
+        out: list[torch.Tensor] = []
+        flatten, mlp = self.encoder
+        h = flatten(x)
+        for layer in mlp:
+            h = layer(h)
+            if not isinstance(layer, nn.Linear):
+                out.append(h)
+        return out
+
+
+class DenseVAE(VariationalAE, DenseAE):
+    """Dense VAE: reparameterised sampling in training, the mean in eval mode."""
+
+    cfg: DenseVAEConfig
 
 
 Builder = Callable[[Any, tuple[int, ...]], Autoencoder]
