@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -117,16 +118,19 @@ def _to_unit(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float32) / 255.0).astype(np.float32)
 
 
-def _split(
+def load_idx_set(
     spec: IdxSet,
-    data_dir: Path | str | None,
-    val_size: int,
-    train_limit: int | None,
-    test_limit: int | None,
-    classes: list[int] | None,
-    split_seed: int,
-    verify: bool,
+    data_dir: Path | str | None = None,
+    *,
+    val_size: int = 5000,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    classes: list[int] | None = None,
+    split_seed: int = 0,
+    verify: bool = True,
 ) -> Dataset:
+    """An MNIST-style set as a :class:`Dataset`; the keywords are its recipe's ``[dataset]``
+    options (``classes``: one-class training; ``*_limit``: the first n images only)."""
     xtr, ytr, xte, yte = read_idx_set(spec, Path(data_dir) if data_dir else None, verify)
     if not 0 < val_size < len(xtr):
         raise ValueError(f"val_size must be in (0, {len(xtr)}), got {val_size}")
@@ -168,34 +172,9 @@ def _split(
     )
 
 
-@register("mnist")
-def load_mnist(
-    data_dir: Path | str | None = None,
-    *,
-    val_size: int = 5000,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
-    classes: list[int] | None = None,
-    split_seed: int = 0,
-    verify: bool = True,
-) -> Dataset:
-    """MNIST handwritten digits, 28x28."""
-    return _split(MNIST, data_dir, val_size, train_limit, test_limit, classes, split_seed, verify)
-
-
-@register("fashion-mnist")
-def load_fashion_mnist(
-    data_dir: Path | str | None = None,
-    *,
-    val_size: int = 5000,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
-    classes: list[int] | None = None,
-    split_seed: int = 0,
-    verify: bool = True,
-) -> Dataset:
-    """Fashion-MNIST (Zalando) clothing images, 28x28, 10 classes."""
-    return _split(FASHION, data_dir, val_size, train_limit, test_limit, classes, split_seed, verify)
+# MNIST handwritten digits and Fashion-MNIST (Zalando) clothing images: 28x28, 10 classes each.
+load_mnist = register("mnist")(partial(load_idx_set, MNIST))
+load_fashion_mnist = register("fashion-mnist")(partial(load_idx_set, FASHION))
 
 
 @register("digits")

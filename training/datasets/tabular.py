@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -35,6 +35,15 @@ REPO = Path(__file__).resolve().parents[2]
 TrainOn = Literal["normal", "all"]
 CREDITCARD_ENV = "AESERVE_CREDITCARD_CSV"
 CREDITCARD_COLUMNS = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
+
+
+class SplitOptions(TypedDict, total=False):
+    """Split options every tabular loader takes from its recipe (see :func:`tabular_dataset`)."""
+
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    train_on: TrainOn
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -229,66 +238,32 @@ def tabular_dataset(
     )
 
 
-def _river(data_dir: Path | None, file: str) -> Path:
+def _river(
+    name: str, data_dir: Path | None, file: str, label: str, source: str, split: SplitOptions
+) -> Dataset:
+    """A set from the river wheel (``make data`` unpacks it into ``data/river/``)."""
     path = Path(data_dir or data_root() / "river") / file
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; run `make data` (it unpacks the river wheel)")
-    return path
+    return tabular_dataset(name, read_csv(path, label), source=source, **split)
 
 
 @register("shuttle")
-def load_shuttle(
-    data_dir: Path | None = None,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    train_on: TrainOn = "normal",
-) -> Dataset:
+def load_shuttle(data_dir: Path | None = None, **split: Unpack[SplitOptions]) -> Dataset:
     """Statlog shuttle (river's anomaly version): 49,097 rows, 9 features, 7% anomalies."""
-    table = read_csv(_river(data_dir, "shuttle.csv.gz"), "anomaly")
-    return tabular_dataset(
-        "shuttle",
-        table,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_on=train_on,
-        source="Statlog shuttle (river's `shuttle.csv.gz`, column `anomaly`): ",
-    )
+    source = "Statlog shuttle (river's `shuttle.csv.gz`, column `anomaly`): "
+    return _river("shuttle", data_dir, "shuttle.csv.gz", "anomaly", source, split)
 
 
 @register("phishing")
-def load_phishing(
-    data_dir: Path | None = None,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    train_on: TrainOn = "normal",
-) -> Dataset:
+def load_phishing(data_dir: Path | None = None, **split: Unpack[SplitOptions]) -> Dataset:
     """Phishing websites (river): 1,250 rows, 9 features, label ``is_phishing`` as the anomaly."""
-    table = read_csv(_river(data_dir, "phishing.csv.gz"), "is_phishing")
-    return tabular_dataset(
-        "phishing",
-        table,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_on=train_on,
-        source="Phishing websites (river's `phishing.csv.gz`, label `is_phishing`): ",
-    )
+    source = "Phishing websites (river's `phishing.csv.gz`, label `is_phishing`): "
+    return _river("phishing", data_dir, "phishing.csv.gz", "is_phishing", source, split)
 
 
 @register("breast-cancer")
-def load_breast_cancer(
-    data_dir: Path | None = None,
-    *,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    train_on: TrainOn = "normal",
-) -> Dataset:
+def load_breast_cancer(data_dir: Path | None = None, **split: Unpack[SplitOptions]) -> Dataset:
     """Wisconsin diagnostic breast cancer (scikit-learn): 569 rows, 30 features, malignant = 1."""
     del data_dir  # bundled with scikit-learn
     from sklearn.datasets import load_breast_cancer as sk_load
@@ -300,10 +275,7 @@ def load_breast_cancer(
     return tabular_dataset(
         "breast-cancer",
         table,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_on=train_on,
+        **split,
         source="Wisconsin diagnostic breast cancer (scikit-learn; malignant = anomaly): ",
     )
 
@@ -326,11 +298,8 @@ def load_creditcard(
     data_dir: Path | None = None,
     *,
     path: str | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    train_on: TrainOn = "normal",
     drop: Sequence[str] = (),
+    **split: Unpack[SplitOptions],
 ) -> Dataset:
     """A CSV in the public credit-card-fraud layout (``Time, V1..V28, Amount, Class``)."""
     csv_path = creditcard_path(path or (Path(data_dir) / "creditcard.csv" if data_dir else None))
@@ -344,10 +313,7 @@ def load_creditcard(
     return tabular_dataset(
         "creditcard",
         table,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_on=train_on,
+        **split,
         source=f"Credit-card transactions ({csv_path.name}, label `Class`): ",
     )
 
@@ -362,10 +328,7 @@ def load_csv(
     drop: Sequence[str] = (),
     features: Sequence[str] | None = None,
     dataset_name: str = "csv",
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    train_on: TrainOn = "normal",
+    **split: Unpack[SplitOptions],
 ) -> Dataset:
     """Any CSV with a header and a label column: ``[dataset] name = "csv"``, ``path``, ``label``.
 
@@ -377,9 +340,6 @@ def load_csv(
     return tabular_dataset(
         dataset_name,
         table,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        train_on=train_on,
+        **split,
         source=f"{csv_path.name} (label `{label}`): ",
     )
