@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +34,12 @@ from training.baselines import PCA, knn_accuracy, psnr, roc_auc
 from training.datasets import Dataset, Split
 from training.noise import corrupt
 from training.onnx_model import OnnxAutoencoder
-from training.recipe import Recipe, RegularizerOptions, TrainOptions
+from training.recipe import Recipe, RegularizerOptions, TrainOptions, build_options
 from training.regularizers import jacobian_frobenius_sq
 from training.scoring import scores
 from training.train import train
 
 log = logging.getLogger(__name__)
-
-
-def _build(cls: type[Any], table: dict[str, Any], where: str) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = set(table) - names
-    if unknown:
-        raise ValueError(f"[evaluate.images{where}]: unknown key(s) {', '.join(sorted(unknown))}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
 
 
 @dataclass(frozen=True)
@@ -90,13 +82,15 @@ class ImageEvalOptions:
         t = dict(table)
         one = t.pop("one_class", None)
         var = t.pop("variants", None)
-        opts: ImageEvalOptions = _build(cls, t, "")
+        opts: ImageEvalOptions = build_options(cls, t, "[evaluate.images]")
         if one is not None:
-            opts = replace(opts, one_class=_build(OneClassOptions, one, ".one_class"))
+            opts = replace(
+                opts, one_class=build_options(OneClassOptions, one, "[evaluate.images.one_class]")
+            )
         if var is not None:
             v = dict(var)
             regs = v.pop("regularizers", {})
-            vo = _build(VariantOptions, v, ".variants")
+            vo = build_options(VariantOptions, v, "[evaluate.images.variants]")
             opts = replace(opts, variants=replace(vo, regularizers=dict(regs)))
         return opts
 

@@ -35,7 +35,9 @@ from typing import Any
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
 
-def _build(cls: type[Any], table: dict[str, Any], where: str) -> Any:
+def build_options(cls: type[Any], table: dict[str, Any], where: str) -> Any:
+    """The options dataclass ``cls`` from a TOML table (lists become tuples); an unknown key is
+    an error that names ``where`` (the file and table)."""
     names = {f.name for f in fields(cls)}
     unknown = set(table) - names
     if unknown:
@@ -160,7 +162,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Recipe:
         raise ValueError(f"{where}: [dataset] needs 'name' and [architecture] needs 'kind'")
     ev = dict(data.get("evaluate", {}))
     targets = ev.pop("targets", {})
-    evaluate = _build(EvalOptions, ev, f"{where} [evaluate]")
+    evaluate = build_options(EvalOptions, ev, f"{where} [evaluate]")
     evaluate = replace(evaluate, targets=dict(targets))
     return Recipe(
         name=data["name"],
@@ -171,14 +173,16 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Recipe:
         dataset_options=dataset,
         architecture=arch.pop("kind"),
         arch_options=arch,
-        train=_build(TrainOptions, data.get("training", {}), f"{where} [training]"),
-        noise=_build(NoiseOptions, data["noise"], f"{where} [noise]") if "noise" in data else None,
+        train=build_options(TrainOptions, data.get("training", {}), f"{where} [training]"),
+        noise=build_options(NoiseOptions, data["noise"], f"{where} [noise]")
+        if "noise" in data
+        else None,
         regularizer=(
-            _build(RegularizerOptions, data["regularizer"], f"{where} [regularizer]")
+            build_options(RegularizerOptions, data["regularizer"], f"{where} [regularizer]")
             if "regularizer" in data
             else None
         ),
-        score=_build(ScoreOptions, data.get("score", {}), f"{where} [score]"),
+        score=build_options(ScoreOptions, data.get("score", {}), f"{where} [score]"),
         evaluate=evaluate,
         path=path,
     )
