@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +14,10 @@ import numpy as np
 import pytest
 
 from service.manifest import Manifest
+from tests.live_server import live_server
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "breast-cancer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -34,33 +25,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m service`` serving a copy of the shipped breast-cancer model."""
     models = tmp_path_factory.mktemp("models")
     shutil.copytree(REPO / "models" / MODEL, models / MODEL)
-    port = free_port()
-    env = {**os.environ, "AESERVE_MODEL_DIR": str(models), "AESERVE_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[0].decode()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.05)
+    with live_server(models) as url:
         yield url
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=15)[0].decode()
-        assert proc.returncode in (0, -15), out
-        assert "Traceback" not in out, out
 
 
 def write_csv(path: Path, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:

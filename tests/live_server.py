@@ -1,0 +1,67 @@
+"""``python -m service`` as a real process: uvicorn on a free loopback port, over HTTP.
+
+Shared by the tests that need the real server (``tests/service/test_server.py``,
+``tests/examples/test_score_csv.py``); the deployment tests start the container entrypoint
+instead (``tests/deploy/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def live_server(model_dir: Path, **env: str) -> Iterator[str]:
+    """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings); yields the base URL once
+    ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "AESERVE_MODEL_DIR": str(model_dir),
+        "AESERVE_LOG_LEVEL": "warning",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        env=environ,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=15)[0].decode()
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells.
+        assert proc.returncode in (0, -15), out
+        assert "Traceback" not in out, out
