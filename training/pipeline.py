@@ -90,7 +90,7 @@ def _plots(
     """Draw the card's plots into ``work``; returns file -> (title, caption)."""
     out: dict[str, tuple[str, str]] = {}
     image = data.kind == "image" and len(data.shape) == 2
-    names = data.label_names
+    test_names = data.sample_names(data.test)
     plots.loss_curve(res.history, work / "loss.png", f"{r.name}: training loss")
     out["loss.png"] = ("Training loss", "Loss per training sample and epoch (log scale).")
     test = data.test.x
@@ -100,7 +100,7 @@ def _plots(
             onnx.reconstruct(test),
             work / "reconstructions.png",
             data.binary,
-            names if len(test) <= 32 else None,
+            test_names if len(test) <= 32 else None,
         )
         out["reconstructions.png"] = ("Reconstructions", "Test inputs and their reconstructions.")
     if ev.latent.dim == 2:
@@ -110,7 +110,7 @@ def _plots(
             work / "latent.png",
             data.train.x if small else None,
             data.train.y,
-            names if small else None,
+            data.sample_names(data.train) if small else None,
         )
         out["latent.png"] = ("Latent map", "Every training sample drawn at its 2-D code.")
         if image:
@@ -152,7 +152,7 @@ def _plots(
             f"Decoder outputs (not thresholded) for z drawn from {what}.",
         )
     plots.sample_errors(
-        ev.test_scores, work / "errors.png", names, ev.wrong_per_sample, data.score_kind
+        ev.test_scores, work / "errors.png", test_names, ev.wrong_per_sample, data.score_kind
     )
     out["errors.png"] = (
         "Reconstruction errors",

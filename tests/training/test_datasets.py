@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.datasets import DATASETS, load_dataset
+from training.datasets import DATASETS, Dataset, Split, load_dataset
 from training.datasets.font import char_names, decode_row, glyphs
 
 
@@ -50,3 +50,43 @@ def test_font_dataset_contract() -> None:
 def test_unknown_dataset_is_named_in_error() -> None:
     with pytest.raises(KeyError, match="unknown dataset 'nope'"):
         load_dataset("nope")
+
+
+def _tiny_classes(n: int = 6, label_kind: str = "class") -> Dataset:
+    x = np.zeros((n, 2, 2), np.float32)
+    split = Split(x, np.arange(n) % 3)
+    return Dataset(
+        name="tiny",
+        kind="image",
+        shape=(2, 2),
+        train=split,
+        val=split,
+        test=split,
+        label_names=["zero", "one", "two"],
+        label_kind=label_kind,  # type: ignore[arg-type]
+    )
+
+
+def test_names_say_whether_they_name_samples_or_classes() -> None:
+    font = load_dataset("font")
+    assert font.label_kind == "sample"
+    assert font.sample_names(font.test) == char_names()
+    # Class names: each sample is named by its label, however many samples there are.
+    d = _tiny_classes()
+    assert d.sample_names(d.test) == ["zero", "one", "two"] * 2
+    assert d.sample_names(Split(d.test.x)) is None  # no labels, no names
+    digits = load_dataset("digits")
+    assert digits.label_kind == "class"
+    assert digits.sample_names(digits.test) == [str(c) for c in digits.test.y]
+    with pytest.raises(ValueError, match="6 samples, 3 sample names"):
+        _tiny_classes(label_kind="sample")
+    with pytest.raises(ValueError, match="labels outside the 3 class names"):
+        Dataset(
+            name="bad",
+            kind="image",
+            shape=(2, 2),
+            train=d.train,
+            val=d.val,
+            test=Split(d.test.x, np.full(6, 3)),
+            label_names=d.label_names,
+        )

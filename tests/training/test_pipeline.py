@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -11,12 +12,13 @@ import pytest
 import torch
 
 from service.manifest import Manifest, sha256_file
+from training import plots
 from training.cli import main
-from training.datasets import load_dataset
+from training.datasets import DATASETS, Dataset, Split, load_dataset
 from training.datasets.font import glyphs
 from training.export import PARITY_TOL, ParityError, check_parity, export
 from training.onnx_model import ChecksumError, OnnxAutoencoder, verify_files
-from training.pipeline import BuildResult, model_version
+from training.pipeline import BuildResult, build, model_version
 from training.train import train
 
 from .conftest import tiny_recipe
@@ -129,3 +131,45 @@ def test_cli_train_writes_model_and_records_command(tmp_path: Path) -> None:
     assert man.training.epochs == 3 and man.latent.dim == 3
     assert man.training.command.endswith(f"--out {out} --epochs 3")
     assert str(recipe) in man.training.command
+
+
+def test_small_class_labelled_image_set_gets_its_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer than 64 samples of a few classes: the plots name each sample by its class (class
+    names were once taken for per-sample names, and the latent map and error bars crashed)."""
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> Split:
+        return Split(rng.random((n, 6, 6), dtype=np.float32), np.arange(n) % 4)
+
+    def loader(data_dir: Path | None = None) -> Dataset:
+        return Dataset(
+            name="tiny-classes",
+            kind="image",
+            shape=(6, 6),
+            train=split(40),
+            val=split(12),
+            test=split(20),
+            label_names=["north", "east", "south", "west"],
+        )
+
+    monkeypatch.setitem(DATASETS, "tiny-classes", loader)
+    seen: dict[str, Any] = {}
+    for fn in ("latent_map", "sample_errors"):
+        real = getattr(plots, fn)
+
+        def spy(*args: Any, _fn: str = fn, _real: Any = real, **kw: Any) -> Path:
+            seen[_fn] = args
+            result: Path = _real(*args, **kw)
+            return result
+
+        monkeypatch.setattr(plots, fn, spy)
+    recipe = tiny_recipe(name="tiny-classes", dataset={"name": "tiny-classes"}, epochs=2)
+    res = build(recipe, tmp_path / "tiny-classes", "test", quiet=True)
+    assert res.manifest.latent.dim == 2
+    for png in ("latent.png", "errors.png", "reconstructions.png", "grid.png"):
+        assert (res.out_dir / png).is_file(), png
+    names = ["north", "east", "south", "west"]
+    assert seen["latent_map"][4] == [names[i % 4] for i in range(40)]  # training samples
+    assert seen["sample_errors"][2] == [names[i % 4] for i in range(20)]  # test samples

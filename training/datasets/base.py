@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 Kind = Literal["image", "tabular"]
+LabelKind = Literal["class", "sample"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class Dataset:
     # Tabular sets (issue 5): the standardisation applied to raw values, stored in the manifest.
     scaler_mean: list[float] | None = None
     scaler_std: list[float] | None = None
-    # Human-readable names of the samples or classes (font: the characters), for plots.
+    # Human-readable names for plots, of what ``label_kind`` says: "class", the names of the class
+    # labels in ``y`` (``label_names[y[i]]``: MNIST's digits, Fashion-MNIST's garments); "sample",
+    # one name per sample, in the order of every split (font: the 32 characters).
     label_names: list[str] | None = None
+    label_kind: LabelKind = "class"
     splits_note: str = ""
     # Which split names metrics are measured on, e.g. {"test": "test (10,000 images)"}.
     split_names: dict[str, str] = field(default_factory=dict)
@@ -60,6 +64,23 @@ class Dataset:
                 raise ValueError(f"{self.name}.{name}: shape {split.x.shape[1:]} != {self.shape}")
             if split.x.dtype != np.float32:
                 raise ValueError(f"{self.name}.{name}: dtype must be float32, got {split.x.dtype}")
+            self._check_names(name, split)
+
+    def _check_names(self, name: str, split: Split) -> None:
+        """Per-sample names must match the split's samples, class names its labels."""
+        if self.label_names is None:
+            return
+        n_names = len(self.label_names)
+        if self.label_kind == "sample" and len(split) != n_names:
+            raise ValueError(f"{self.name}.{name}: {len(split)} samples, {n_names} sample names")
+        y = split.y
+        if (
+            self.label_kind == "class"
+            and y is not None
+            and len(y)
+            and not 0 <= y.min() <= y.max() < n_names
+        ):
+            raise ValueError(f"{self.name}.{name}: labels outside the {n_names} class names")
 
     @property
     def size(self) -> int:
@@ -70,6 +91,17 @@ class Dataset:
     def score_kind(self) -> Literal["bce", "mse"]:
         """The contract's score: BCE for images (and 0/1 data), MSE otherwise."""
         return "bce" if self.kind == "image" or self.binary else "mse"
+
+    def sample_names(self, split: Split) -> list[str] | None:
+        """One name per sample of ``split`` for plots: the per-sample names themselves, or each
+        sample's class name; None when the set has no names (or a class set no labels)."""
+        if self.label_names is None:
+            return None
+        if self.label_kind == "sample":
+            return list(self.label_names)
+        if split.y is None:
+            return None
+        return [self.label_names[int(c)] for c in split.y]
 
     def split_name(self, split: str) -> str:
         return self.split_names.get(split, split)

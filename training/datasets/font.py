@@ -87,6 +87,7 @@ def load_font(data_dir: Path | None = None) -> Dataset:
         test=split,
         binary=True,
         label_names=char_names(),
+        label_kind="sample",
         splits_note="The 32 glyphs are the whole set: train, validation and test are all of them.",
         split_names={"train": every, "val": every, "test": every},
     )
