@@ -13,18 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from training.registry import Registry
+
 NoiseFn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
-NOISES: dict[str, NoiseFn] = {}
-
-
-def register(name: str) -> Callable[[NoiseFn], NoiseFn]:
-    def deco(fn: NoiseFn) -> NoiseFn:
-        if name in NOISES:
-            raise ValueError(f"noise {name!r} registered twice")
-        NOISES[name] = fn
-        return fn
-
-    return deco
+NOISES: Registry[NoiseFn] = Registry("noise")
+register = NOISES.register
+get_noise = NOISES.lookup
 
 
 @register("bitflip")
@@ -57,13 +51,6 @@ def masking(x: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndar
     x = np.asarray(x, np.float32)
     keep = rng.random(x.shape) >= fraction
     return np.where(keep, x, 0.0).astype(np.float32)
-
-
-def get_noise(kind: str) -> NoiseFn:
-    try:
-        return NOISES[kind]
-    except KeyError:
-        raise KeyError(f"unknown noise {kind!r} (known: {', '.join(sorted(NOISES))})") from None
 
 
 def corrupt(x: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:

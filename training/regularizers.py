@@ -1,9 +1,9 @@
 """Penalties added to the training loss, as a registry: kind -> function.
 
 A regulariser gets a :class:`RegularizerContext` and returns a scalar tensor; the trainer adds
-``weight * penalty``. None ship yet: issue 4 adds ``l1`` (on the code), ``kl_sparsity`` (on hidden
-activations, with ``rho``) and ``contractive`` (the Frobenius norm of the encoder Jacobian) with
-:func:`register`; the manifest's ``training.regularizer`` already names them.
+``weight * penalty``: ``l1`` (on the code), ``kl_sparsity`` (on the code, with ``rho``) and
+``contractive`` (the Frobenius norm of the encoder Jacobian); the manifest's
+``training.regularizer`` names them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from training.models import Autoencoder, ForwardOut
+from training.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -27,25 +28,9 @@ class RegularizerContext:
 
 
 RegularizerFn = Callable[[RegularizerContext], torch.Tensor]
-REGULARIZERS: dict[str, RegularizerFn] = {}
-
-
-def register(name: str) -> Callable[[RegularizerFn], RegularizerFn]:
-    def deco(fn: RegularizerFn) -> RegularizerFn:
-        if name in REGULARIZERS:
-            raise ValueError(f"regularizer {name!r} registered twice")
-        REGULARIZERS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_regularizer(kind: str) -> RegularizerFn:
-    try:
-        return REGULARIZERS[kind]
-    except KeyError:
-        known = ", ".join(sorted(REGULARIZERS)) or "none yet"
-        raise KeyError(f"unknown regularizer {kind!r} (known: {known})") from None
+REGULARIZERS: Registry[RegularizerFn] = Registry("regularizer")
+register = REGULARIZERS.register
+get_regularizer = REGULARIZERS.lookup
 
 
 def _code(ctx: RegularizerContext) -> torch.Tensor:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from training.registry import Registry
+
 Kind = Literal["image", "tabular"]
 LabelKind = Literal["class", "sample"]
 
@@ -110,29 +112,12 @@ class Dataset:
 # A loader gets the data directory (None: the default location) and loader-specific options from
 # the recipe's [dataset] table.
 Loader = Callable[..., Dataset]
-DATASETS: dict[str, Loader] = {}
-
-
-def register(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: make a loader available to recipes under ``name``."""
-
-    def deco(fn: Loader) -> Loader:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} registered twice")
-        DATASETS[name] = fn
-        return fn
-
-    return deco
-
-
-def get_dataset(name: str) -> Loader:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        known = ", ".join(sorted(DATASETS))
-        raise KeyError(f"unknown dataset {name!r} (known: {known})") from None
+DATASETS: Registry[Loader] = Registry("dataset")
+# Decorator: make a loader available to recipes under a name.
+register = DATASETS.register
+get_dataset = DATASETS.lookup
 
 
 def load_dataset(name: str, data_dir: Path | None = None, **options: Any) -> Dataset:
     """Load a registered dataset; ``options`` come from the recipe's ``[dataset]`` table."""
-    return get_dataset(name)(data_dir, **options)
+    return DATASETS.lookup(name)(data_dir, **options)
