@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from training.models import (
@@ -102,22 +101,6 @@ class ConvAE(CodecAE):
             nn.Flatten(1, 2),  # [N, 1, H, W] -> [N, H, W]
         ]
         self.decoder = nn.Sequential(*dec)
-
-    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every encoder activation output (conv feature maps flattened), the code last."""
-        out: list[torch.Tensor] = []
-        h = x
-        for layer in self.encoder:
-            if isinstance(layer, nn.Sequential):  # the dense part
-                for sub in layer:
-                    h = sub(h)
-                    if not isinstance(sub, nn.Linear):
-                        out.append(h)
-            else:
-                h = layer(h)
-                if isinstance(layer, tuple(ACTIVATIONS.values())):
-                    out.append(h.flatten(1))
-        return out
 
 
 class ConvVAE(VariationalAE, ConvAE):

@@ -19,7 +19,7 @@ from torch import nn
 
 Family = Literal["ae", "vae"]
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
@@ -30,7 +30,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 # What the decoder's last layer maps to: "sigmoid" keeps images in [0, 1]; "identity" for the
 # standardised (unbounded) tabular space.
-OUTPUTS: dict[str, Callable[[], nn.Module]] = {"sigmoid": nn.Sigmoid, "identity": nn.Identity}
+OUTPUTS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "identity": nn.Identity}
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,24 @@ class CodecAE(Autoencoder):
         x_hat: torch.Tensor = self.decoder(z)
         return x_hat
 
+    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every encoder activation output, the code last: each non-linear layer of the dense
+        part (a nested ``nn.Sequential``), and conv feature maps after their activation,
+        flattened to [N, C*H*W]."""
+        out: list[torch.Tensor] = []
+        h = x
+        for layer in self.encoder:
+            if isinstance(layer, nn.Sequential):  # the dense part
+                for sub in layer:
+                    h = sub(h)
+                    if not isinstance(sub, nn.Linear):
+                        out.append(h)
+            else:
+                h = layer(h)
+                if isinstance(layer, tuple(ACTIVATIONS.values())):
+                    out.append(h.flatten(1))
+        return out
+
     def forward(self, x: torch.Tensor) -> ForwardOut:
         z = self.encode(x)
         return ForwardOut(x_hat=self.decode(z), z=z)
@@ -245,17 +263,6 @@ class DenseAE(CodecAE):
             _mlp([cfg.latent_dim, *dec_hidden, n], cfg.activation, OUTPUTS[cfg.output]()),
             nn.Unflatten(1, self.shape),  # [N, n] -> [N, *shape]
         )
-
-    def hidden_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of every encoder activation layer (for sparsity regularisers)."""
-        out: list[torch.Tensor] = []
-        flatten, mlp = self.encoder
-        h = flatten(x)
-        for layer in mlp:
-            h = layer(h)
-            if not isinstance(layer, nn.Linear):
-                out.append(h)
-        return out
 
 
 class DenseVAE(VariationalAE, DenseAE):
