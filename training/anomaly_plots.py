@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from training.anomaly import METHODS, AnomalyEvaluation
-from training.plots import _save, plt
+from training.plots import _save
 
 NAMES = {
     "autoencoder": "autoencoder",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from training.plots import _save, _show, montage, plt
+from training.plots import _save, _show, montage
 
 
 def interpolation(strips: np.ndarray, path: Path, title: str) -> Path:

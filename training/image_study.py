@@ -32,6 +32,7 @@ from service.manifest import Metric
 from training import image_plots
 from training.baselines import PCA, knn_accuracy, psnr, roc_auc
 from training.datasets import Dataset, Split
+from training.models import Autoencoder
 from training.noise import corrupt
 from training.onnx_model import OnnxAutoencoder
 from training.recipe import Recipe, RegularizerOptions, TrainOptions, build_options
@@ -468,7 +469,7 @@ class VariantResult:
 
 
 def measure_variant(
-    model: torch.nn.Module, x: np.ndarray, perturbation: float, seed: int
+    model: Autoencoder, x: np.ndarray, perturbation: float, seed: int
 ) -> tuple[float, float, float, float, float, float]:
     """(bce, mse, mean |code|, sensitivity, relative sensitivity, mean Jacobian Frobenius norm)
     of a torch autoencoder on images ``x``."""
@@ -482,7 +483,7 @@ def measure_variant(
         sens = (z2 - z).norm(dim=1) / d.flatten(1).norm(dim=1)
         rel = sens / z.norm(dim=1).mean()
     x_hat = out.x_hat.numpy()
-    jac = torch.sqrt(jacobian_frobenius_sq(model, xt[:500])).detach()  # type: ignore[arg-type]
+    jac = torch.sqrt(jacobian_frobenius_sq(model, xt[:500])).detach()
     return (
         float(scores(x, x_hat, "bce").mean()),
         float(scores(x, x_hat, "mse").mean()),

@@ -39,7 +39,8 @@ def gaussian(x: np.ndarray, noise_factor: float, rng: np.random.Generator) -> np
         raise ValueError(f"noise factor must be >= 0, got {noise_factor}")
     x = np.asarray(x, np.float32)
     noisy = x + noise_factor * rng.standard_normal(x.shape, dtype=np.float32)
-    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+    clipped: np.ndarray = np.clip(noisy, 0.0, 1.0).astype(np.float32)
+    return clipped
 
 
 @register("masking")

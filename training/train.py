@@ -105,7 +105,7 @@ def train(recipe: Recipe, data: Dataset, *, quiet: bool = False) -> TrainResult:
                 x_in = torch.from_numpy(noise(target.numpy(), recipe.noise.level, noise_rng))
             loss = loss_terms(model, x_in, target, recipe, data.score_kind)
             optim.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)  # = loss.backward(), which is untyped
             if opts.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
             optim.step()
