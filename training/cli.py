@@ -1,7 +1,7 @@
 """``python -m training``: train one recipe, or rebuild the whole zoo.
 
 python -m training train training/recipes/font.toml --out models/font
-python -m training train font --epochs 10 --dry-run
+python -m training train font --dry-run   # 2 epochs into a temporary directory
 python -m training build-zoo --out models [--only font font-vae]
 python -m training list
 """
