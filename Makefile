@@ -5,6 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 HOST   ?= 0.0.0.0
+# The model a request gets when it names none (`make serve` serves the shipped zoo); the
+# environment's AESERVE_DEFAULT_MODEL wins.
+AESERVE_DEFAULT_MODEL ?= mnist
 
 .PHONY: serve test lint models data sysdeps bench clean
 
@@ -22,7 +25,7 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 
 ## serve: serve the shipped model zoo on port $(PORT)
 serve: $(VENV)/.runtime
-	$(BIN)/python -m service --host $(HOST) --port $(PORT)
+	AESERVE_DEFAULT_MODEL=$(AESERVE_DEFAULT_MODEL) $(BIN)/python -m service --host $(HOST) --port $(PORT)
 
 ## sysdeps: Debian packages the tests use (installed only when root and missing)
 sysdeps:
