@@ -18,7 +18,6 @@ from service.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
     Calibration,
-    FileInfo,
     Files,
     InputSpec,
     LatentSpec,
@@ -27,7 +26,6 @@ from service.manifest import (
     Scaler,
     ScoreSpec,
     TrainingInfo,
-    sha256_file,
 )
 
 IMAGE_MODEL = "bench-mnist"
@@ -98,10 +96,7 @@ def _manifest(model_dir: Path, name: str, spec: InputSpec, dim: int, score: str)
         latent=LatentSpec(
             dim=dim, prior=Prior(kind="empirical", mean=[0.0] * dim, cov=np.eye(dim).tolist())
         ),
-        files=Files(
-            encoder=FileInfo(path=ENCODER_FILE, sha256=sha256_file(model_dir / ENCODER_FILE)),
-            decoder=FileInfo(path=DECODER_FILE, sha256=sha256_file(model_dir / DECODER_FILE)),
-        ),
+        files=Files.hash(model_dir),
         score=ScoreSpec(
             kind=score,  # type: ignore[arg-type]
             calibration=Calibration(

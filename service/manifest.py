@@ -141,6 +141,14 @@ class Files(_Strict):
     encoder: FileInfo
     decoder: FileInfo
 
+    @classmethod
+    def hash(cls, model_dir: Path) -> Files:
+        """The entry for ``encoder.onnx`` and ``decoder.onnx`` as they are now in ``model_dir``."""
+        return cls(
+            encoder=FileInfo(path=ENCODER_FILE, sha256=sha256_file(model_dir / ENCODER_FILE)),
+            decoder=FileInfo(path=DECODER_FILE, sha256=sha256_file(model_dir / DECODER_FILE)),
+        )
+
 
 class Calibration(_Strict):
     """Quantiles of held-out normal scores: ``values[i]`` is the ``levels[i]`` quantile.

@@ -19,7 +19,6 @@ import torch
 
 from service.manifest import (
     Denoising,
-    FileInfo,
     Files,
     InputSpec,
     Manifest,
@@ -27,7 +26,6 @@ from service.manifest import (
     Scaler,
     ScoreSpec,
     TrainingInfo,
-    sha256_file,
 )
 from training import plots
 from training.card import write_card
@@ -197,20 +195,17 @@ def build(
         study = image_study(onnx, data, recipe)  # [evaluate.images]; nothing when absent
         others = _compare_models(recipe, out_dir)
         ev = evaluate(onnx, data, recipe, others, extra_metrics=study.metrics)
-        enc_sha, dec_sha = sha256_file(exported.encoder), sha256_file(exported.decoder)
+        files = Files.hash(work)
         config = make_config(recipe.architecture, recipe.arch_options)
         manifest = Manifest(
             name=recipe.name,
-            version=model_version(enc_sha, dec_sha),
+            version=model_version(files.encoder.sha256, files.decoder.sha256),
             created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
             description=recipe.description,
             family=config.family,
             input=_input_spec(data),
             latent=ev.latent,
-            files=Files(
-                encoder=FileInfo(path=exported.encoder.name, sha256=enc_sha),
-                decoder=FileInfo(path=exported.decoder.name, sha256=dec_sha),
-            ),
+            files=files,
             score=ScoreSpec(
                 kind=data.score_kind,
                 calibration=ev.calibration,

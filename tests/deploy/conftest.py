@@ -23,7 +23,6 @@ import pytest
 
 from service.manifest import (
     Calibration,
-    FileInfo,
     Files,
     InputSpec,
     LatentSpec,
@@ -31,7 +30,6 @@ from service.manifest import (
     Prior,
     ScoreSpec,
     TrainingInfo,
-    sha256_file,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,10 +87,7 @@ def make_tiny_model(repo: Path, name: str = TINY_MODEL) -> Path:
         latent=LatentSpec(
             dim=2, prior=Prior(kind="empirical", mean=[0.0, 0.0], cov=[[1.0, 0.0], [0.0, 1.0]])
         ),
-        files=Files(
-            encoder=FileInfo(path="encoder.onnx", sha256=sha256_file(model_dir / "encoder.onnx")),
-            decoder=FileInfo(path="decoder.onnx", sha256=sha256_file(model_dir / "decoder.onnx")),
-        ),
+        files=Files.hash(model_dir),
         score=ScoreSpec(
             kind="mse",
             calibration=Calibration(

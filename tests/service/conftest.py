@@ -31,7 +31,6 @@ from service.manifest import (
     ENCODER_FILE,
     Calibration,
     Denoising,
-    FileInfo,
     Files,
     InputSpec,
     LatentSpec,
@@ -40,7 +39,6 @@ from service.manifest import (
     Scaler,
     ScoreSpec,
     TrainingInfo,
-    sha256_file,
 )
 from service.settings import Settings
 
@@ -136,10 +134,7 @@ def write_manifest(
         family=family,  # type: ignore[arg-type]
         input=input_spec,
         latent=LatentSpec(dim=dim, prior=prior),
-        files=Files(
-            encoder=FileInfo(path=ENCODER_FILE, sha256=sha256_file(model_dir / ENCODER_FILE)),
-            decoder=FileInfo(path=DECODER_FILE, sha256=sha256_file(model_dir / DECODER_FILE)),
-        ),
+        files=Files.hash(model_dir),
         score=ScoreSpec(
             kind=score_kind,  # type: ignore[arg-type]
             calibration=Calibration(
