@@ -149,6 +149,7 @@ def batch_options(settings: Settings) -> batching.BatchOptions:
         max_size=settings.batch_max_size,
         max_wait_s=settings.batch_max_wait_us / 1e6,
         queue_limit=settings.batch_queue_limit,
+        inline_max_s=settings.batch_inline_max_us / 1e6,
     )
 
 

@@ -60,6 +60,9 @@ class BatchOptions:
     max_size: int = 64  # samples per ONNX call; a larger request runs alone
     max_wait_s: float = 0.0005  # longest a request waits for others to join
     queue_limit: int = 4096  # samples waiting per model; beyond it 503
+    # Models whose one-sample forward pass takes at most this long run a request inline, on the
+    # event loop, when nothing is queued or running (see Batcher.submit); 0: never.
+    inline_max_s: float = 0.0001
 
 
 @dataclass(eq=False)
@@ -76,12 +79,20 @@ class _Item:
 class Batcher:
     """The queue and inference worker of one model (see the module docstring)."""
 
-    def __init__(self, infer: Infer, options: BatchOptions, *, name: str = "model") -> None:
+    def __init__(
+        self, infer: Infer, options: BatchOptions, *, name: str = "model", inline: bool = False
+    ) -> None:
         self.infer = infer
         self.options = options
         self.name = name
+        # Run a lone request's ONNX call on the event loop (a tiny model: the hand-off to the
+        # inference thread would cost more than the call).
+        self.inline = inline
         self.queued = 0  # samples on the queue
-        self.batches = 0  # ONNX calls made, for tests and logs
+        self.batches = 0  # ONNX calls made by the worker, for tests and logs
+        self.inlined = 0  # ONNX calls made inline
+        self._busy = False  # a batch is running in the inference thread
+        self._leading = False  # an inline request is gathering others (Batcher._lead)
         self._pending: deque[_Item] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -116,12 +127,48 @@ class Batcher:
                 f"model '{self.name}' has {self.queued} samples queued (limit "
                 f"{self.options.queue_limit}, AESERVE_BATCH_QUEUE_LIMIT); retry shortly"
             )
+        inline = (
+            self.inline
+            and n <= self.options.max_size
+            and not self._busy
+            and (self._leading or not self._pending)
+        )
         item = _Item(op, x, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         self.queued += n
-        self._wakeup.set()
-        # A cancelled caller cancels the future; the worker skips it.
+        if inline and not self._leading:
+            return await self._lead(item)
+        if not inline:
+            self._wakeup.set()
+        # A cancelled caller cancels the future; the worker (or the leader) skips it.
         return await item.future
+
+    async def _lead(self, item: _Item) -> list[F32]:
+        """Inline models: gather like the worker, then run the batches here, on the event loop.
+
+        The same batches, the same function, so the same bits as the worker's; what it saves
+        is the hand-off (waking the worker task, the thread, the loop's wake-up from the thread),
+        which costs more than a tiny model's ONNX call.
+        """
+        assert self._wakeup is not None
+        self._leading = True
+        try:
+            await self._gather_more()
+        except BaseException:  # cancelled while gathering: the worker takes the queue over
+            self._leading = False
+            item.future.cancel()  # this request's rows are dropped like any cancelled client's
+            self._wakeup.set()
+            raise
+        self._leading = False
+        while True:  # no await below: nothing joins meanwhile
+            batch = self._take()
+            if not batch:
+                break
+            self.inlined += 1
+            self._finish(batch, self._run(batch))
+        if not item.future.done():  # the worker took it (a large request woke it meanwhile)
+            return await item.future
+        return item.future.result()
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -136,6 +183,7 @@ class Batcher:
             batch = self._take()
             if not batch:
                 continue
+            self._busy = True
             try:
                 outputs = await loop.run_in_executor(self._thread, self._run, batch)
             except BaseException as exc:
@@ -148,13 +196,20 @@ class Batcher:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            for item, out in zip(batch, outputs, strict=True):
-                if item.future.done():  # cancelled meanwhile
-                    continue
-                if isinstance(out, BaseException):
-                    item.future.set_exception(out)
-                else:
-                    item.future.set_result(out)
+            finally:
+                self._busy = False
+            self._finish(batch, outputs)
+
+    @staticmethod
+    def _finish(batch: list[_Item], outputs: list[list[F32] | BaseException]) -> None:
+        """Each request its rows (or its error); cancelled requests are skipped."""
+        for item, out in zip(batch, outputs, strict=True):
+            if item.future.done():  # cancelled meanwhile
+                continue
+            if isinstance(out, BaseException):
+                item.future.set_exception(out)
+            else:
+                item.future.set_result(out)
 
     async def _gather_more(self) -> None:
         """Yield to the event loop while each turn adds requests (bounded by max_wait)."""
@@ -220,7 +275,9 @@ class Batcher:
 def attach(repository: ModelRepository, options: BatchOptions) -> None:
     """Give every model of the repository its batching worker (on the running loop)."""
     for runtime in repository.models.values():
-        batcher = Batcher(runtime.infer, options, name=runtime.name)
+        inline = options.inline_max_s > 0 and runtime.forward_seconds() <= options.inline_max_s
+        batcher = Batcher(runtime.infer, options, name=runtime.name, inline=inline)
+        logger.debug("model %s: inline %s", runtime.name, inline)
         batcher.start()
         runtime.executor = batcher
 

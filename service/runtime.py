@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,18 @@ class ModelRuntime:
             return self._run(self._decoder, ["x_hat"], {"z": x})
         z = self._run(self._encoder, self._encoder_outputs[:1], {"x": x})[0]
         return self._run(self._decoder, ["x_hat"], {"z": z})
+
+    def forward_seconds(self, repeats: int = 15) -> float:
+        """Median wall time of :meth:`infer` ``forward`` on one sample (mid-range values)."""
+        lo, hi = self._range or (0.0, 0.0)
+        x = np.full((1, *self.shape), (lo + hi) / 2, dtype=np.float32)
+        self.infer("forward", x)  # warm-up: the first run allocates
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.infer("forward", x)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
 
     async def infer_async(self, op: Op, x: F32) -> list[F32]:
         """:meth:`infer` off the event loop: the batching worker if set, else the thread pool."""

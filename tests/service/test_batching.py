@@ -24,12 +24,14 @@ class FakeModel:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.threads: list[int] = []  # the thread of each call
         self.gate = threading.Event()
         self.gate.set()
 
     def infer(self, op: Op, x: F32) -> list[F32]:
         self.gate.wait(5)
         self.calls.append(int(x.shape[0]))
+        self.threads.append(threading.get_ident())
         if (x == -1).any():
             raise ValueError("poisoned row")
         return [x * 2, x.sum(axis=1)]
@@ -39,8 +41,13 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def started(model: FakeModel, **options: float) -> Batcher:
-    batcher = Batcher(model.infer, BatchOptions(**options), name="fake")  # type: ignore[arg-type]
+async def started(model: FakeModel, inline: bool = False, **options: float) -> Batcher:
+    batcher = Batcher(
+        model.infer,
+        BatchOptions(**options),  # type: ignore[arg-type]
+        name="fake",
+        inline=inline,
+    )
     batcher.start()
     return batcher
 
@@ -169,6 +176,100 @@ def test_stop_fails_queued_requests_with_503() -> None:
     run(main())
 
 
+# -- inline models: the batches run on the event loop, without the thread hop --------------
+
+
+def test_inline_lone_request_runs_on_the_event_loop_thread() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=16, max_wait_s=0.01)
+        x = np.arange(6, dtype=np.float32).reshape(2, 3)
+        doubled, summed = await batcher.submit("forward", x)
+        assert np.array_equal(doubled, x * 2) and np.array_equal(summed, x.sum(axis=1))
+        assert model.threads == [threading.get_ident()] and batcher.inlined == 1
+        assert batcher.queued == 0
+        await batcher.stop()
+
+    run(main())
+
+
+def test_inline_concurrent_requests_are_batched_in_order_and_fail_alone() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=16, max_wait_s=0.01)
+        sizes = [1, 3, 1, 2, 5, 1]
+        xs = [np.full((n, 2), i + 1, dtype=np.float32) for i, n in enumerate(sizes)]
+        xs[3] = np.full((2, 2), -1, dtype=np.float32)  # poisons its batch: retried alone
+        results = await asyncio.gather(
+            *(batcher.submit("forward", x) for x in xs), return_exceptions=True
+        )
+        assert isinstance(results[3], ValueError)
+        for i, out in enumerate(results):
+            if i != 3:
+                assert isinstance(out, list) and np.array_equal(out[0], xs[i] * 2)
+        # One gathered call (failed), then each request alone; all on this thread.
+        assert model.calls[0] == sum(sizes) and sorted(model.calls[1:]) == sorted(sizes)
+        assert set(model.threads) == {threading.get_ident()} and batcher.queued == 0
+        await batcher.stop()
+
+    run(main())
+
+
+def test_inline_request_larger_than_max_size_goes_to_the_thread() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=4, max_wait_s=0.01)
+        x = np.ones((10, 2), dtype=np.float32)
+        doubled, _ = await batcher.submit("forward", x)
+        assert np.array_equal(doubled, x * 2) and batcher.inlined == 0
+        assert model.threads[0] != threading.get_ident()
+        await batcher.stop()
+
+    run(main())
+
+
+def test_inline_cancelled_leader_hands_the_queue_to_the_worker() -> None:
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=64, max_wait_s=5.0)
+        x = np.ones((1, 2), dtype=np.float32)
+        leader = asyncio.create_task(batcher.submit("forward", x))
+        await asyncio.sleep(0)  # the leader queues its rows and yields to gather others
+        follower = asyncio.create_task(batcher.submit("forward", x * 3))
+        leader.cancel()  # before it runs again
+        assert np.array_equal((await asyncio.wait_for(follower, 2))[0], x * 6)
+        assert leader.cancelled() and batcher.queued == 0
+        # The worker ran the follower alone, in its thread; the leader's rows were dropped.
+        assert model.calls == [1] and model.threads[0] != threading.get_ident()
+        await batcher.stop()
+
+    run(main())
+
+
+@pytest.mark.parametrize(("bound", "inline"), [(0.0, False), (1.0, True)])
+def test_attach_runs_a_model_inline_when_its_forward_pass_is_fast_enough(
+    repo: ModelRepository, bound: float, inline: bool
+) -> None:
+    runtime = repo.get("table")
+    assert 0 < runtime.forward_seconds() < 1.0
+
+    async def main() -> tuple[bool, int, int]:
+        attach(repo, BatchOptions(inline_max_s=bound))
+        try:
+            batcher = runtime.executor
+            assert isinstance(batcher, Batcher)
+            await runtime.reconstruct_async(inputs_for("table", 1, 0))
+            return batcher.inline, batcher.inlined, batcher.batches
+        finally:
+            await detach(repo)
+
+    assert asyncio.run(main()) == (inline, int(inline), 1)
+
+
 # -- real models: batched == unbatched, bit for bit ----------------------------------------
 
 
@@ -190,8 +291,11 @@ def inputs_for(name: str, n: int, seed: int) -> F32:
     return rng.random((n, 28, 28), dtype=np.float32)
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
 @pytest.mark.parametrize("name", ["bench-mnist", "pixels28", "glyph-vae", "table"])
-def test_batched_answers_equal_unbatched_bit_for_bit(repo: ModelRepository, name: str) -> None:
+def test_batched_answers_equal_unbatched_bit_for_bit(
+    repo: ModelRepository, name: str, inline: bool
+) -> None:
     runtime = repo.get(name)
     sizes = [1, 1, 3, 1, 7, 1, 2, 1, 1, 16, 1, 5] * 3
     xs = [inputs_for(name, n, seed) for seed, n in enumerate(sizes)]
@@ -199,12 +303,14 @@ def test_batched_answers_equal_unbatched_bit_for_bit(repo: ModelRepository, name
     expected_z = [runtime.encode(x).latents for x in xs]
 
     async def main() -> tuple[list[object], list[object], int]:
-        attach(repo, BatchOptions(max_size=32, max_wait_s=0.002))
+        # inline: every model runs its batches on the event loop; else always in the thread.
+        attach(repo, BatchOptions(max_size=32, max_wait_s=0.002, inline_max_s=float(inline)))
         try:
             recs = await asyncio.gather(*(runtime.reconstruct_async(x) for x in xs))
             encs = await asyncio.gather(*(runtime.encode_async(x) for x in xs))
             batcher = runtime.executor
             assert isinstance(batcher, Batcher)
+            assert batcher.inline is inline and (batcher.inlined > 0) is inline
             return list(recs), list(encs), batcher.batches
         finally:
             await detach(repo)
