@@ -110,7 +110,7 @@ async def read_request(
                 f"a multipart body carries the inputs as files; drop {inline} from the query"
             )
         options = validate(schema, params, "query parameters")
-        runtime = select_model(request, repository, getattr(options, "model", None))
+        runtime = select_model(request, repository, option(options, "model"))
         uploads = await read_uploads(request, runtime.max_batch)
         return ParsedRequest(options, runtime, uploads, npy=npy_out)
     if ctype == NPY and npy_field is not None:
@@ -120,7 +120,7 @@ async def read_request(
         body = await request.body()
         query[npy_field] = decode_npy(body)  # typed Any in the schema: passed through as is
         options = validate(schema, query, "query parameters")
-        runtime = select_model(request, repository, getattr(options, "model", None))
+        runtime = select_model(request, repository, option(options, "model"))
         return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
     if not is_json(ctype):
         accepted = [JSON] + ([MULTIPART] if multipart else []) + ([NPY] if npy_field else [])
@@ -130,8 +130,18 @@ async def read_request(
     body = await request.body()
     data = json_object(body)
     options = validate(schema, data, "request")
-    runtime = select_model(request, repository, getattr(options, "model", None))
+    runtime = select_model(request, repository, option(options, "model"))
     return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
+
+
+def option(options: BaseModel, name: str, default: Any = None) -> Any:
+    """A field of a request schema, or ``default`` when the schema has no such field.
+
+    Read from the instance's ``__dict__`` (where pydantic keeps field values): ``getattr`` with
+    a default goes through pydantic's ``__getattr__`` and an AttributeError for a missing field,
+    a few microseconds per call on every request.
+    """
+    return options.__dict__.get(name, default)
 
 
 def select_model(request: Request, repository: ModelRepository, name: str | None) -> ModelRuntime:
@@ -249,7 +259,7 @@ def array_from_json(value: Any, what: str) -> F32:
 
 def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
     """Tabular records (objects keyed by feature name, raw values) -> [N, n_features]."""
-    features = runtime.manifest.input.features
+    features = runtime.features
     if features is None:
         raise UnsupportedOperation(
             f"model '{runtime.name}' takes {runtime.kind} inputs; records are for tabular models"
@@ -257,6 +267,31 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
     if not isinstance(records, list):
         raise InvalidInput("records must be an array of objects keyed by feature name")
     runtime.check_batch(len(records), "records")
+    # The common case in one pass: every record has exactly the features, every value is a
+    # number (bool is not: type() is exact). Anything else, the checks below name the problem.
+    keys = runtime.feature_set
+    rows = []
+    for record in records:
+        if type(record) is not dict or record.keys() != keys:
+            break
+        row = [record[f] for f in features]
+        if not _NUMBERS.issuperset(map(type, row)):
+            break
+        rows.append(row)
+    else:
+        try:
+            out = np.array(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: the per-value loop makes it inf
+            pass
+        else:
+            return _to_float32(out)
+    return _records_one_by_one(runtime, features, records)
+
+
+_NUMBERS = frozenset((int, float))
+
+
+def _records_one_by_one(runtime: ModelRuntime, features: list[str], records: list[Any]) -> F32:
     index = {name: i for i, name in enumerate(features)}
     out = np.empty((len(records), len(features)), dtype=np.float64)
     for i, record in enumerate(records):
@@ -278,7 +313,11 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
                 out[i, index[key]] = value
             except OverflowError:  # an integer beyond float64: reported as non-finite later
                 out[i, index[key]] = np.inf
-    with np.errstate(over="ignore"):
+    return _to_float32(out)
+
+
+def _to_float32(out: npt.NDArray[np.float64]) -> F32:
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, reported as non-finite
         result: F32 = out.astype(np.float32)
     return result
 
@@ -375,11 +414,11 @@ def wire_inputs(parsed: ParsedRequest[Any]) -> F32:
 
 def check_output_options(runtime: ModelRuntime, options: Any) -> None:
     """Refuse output options the model cannot honour, before running it."""
-    if getattr(options, "binarize", False) and not runtime.binary:
+    if option(options, "binarize", False) and not runtime.binary:
         raise UnsupportedOperation(
             f"binarize is only for binary models; model '{runtime.name}' is not binary"
         )
-    if getattr(options, "output_format", "array") == "png" and not runtime.png:
+    if option(options, "output_format", "array") == "png" and not runtime.png:
         raise UnsupportedOperation(
             f"output_format 'png' needs a grayscale [H, W] image model; model '{runtime.name}' "
             f"takes {runtime.kind} inputs of shape {list(runtime.shape)}"
@@ -388,9 +427,9 @@ def check_output_options(runtime: ModelRuntime, options: Any) -> None:
 
 def encode_outputs(runtime: ModelRuntime, outputs: F32, options: Any) -> Any:
     """Wire outputs as asked: floats, 0/1 (binarize), or base64 PNG."""
-    binarize = getattr(options, "binarize", False)
+    binarize = option(options, "binarize", False)
     result: Any = runtime.binarize(outputs) if binarize else outputs
-    if getattr(options, "output_format", "array") == "png":
+    if option(options, "output_format", "array") == "png":
         pixels = result * np.uint8(255) if binarize else runtime.to_pixels(result)
         return png_base64(pixels)
     return result
@@ -399,7 +438,7 @@ def encode_outputs(runtime: ModelRuntime, outputs: F32, options: Any) -> Any:
 async def wire_inputs_async(parsed: ParsedRequest[Any]) -> F32:
     """:func:`wire_inputs`, in the thread pool for large JSON bodies and uploads (PNG decoding);
     a .npy body is already an array (no hop)."""
-    inputs = getattr(parsed.options, "inputs", None)
+    inputs = option(parsed.options, "inputs")
     if parsed.uploads is not None or (parsed.size > LARGE_BODY and isinstance(inputs, list)):
         return await run_in_threadpool(wire_inputs, parsed)
     return wire_inputs(parsed)
@@ -416,7 +455,7 @@ async def respond(parsed: ParsedRequest[Any], work: Work) -> Response:
     """
     runtime = parsed.runtime
     check_output_options(runtime, parsed.options)
-    if parsed.npy and getattr(parsed.options, "output_format", "array") == "png":
+    if parsed.npy and option(parsed.options, "output_format", "array") == "png":
         raise UnsupportedOperation("output_format 'png' cannot be sent as .npy; ask for JSON")
     if inspect.iscoroutinefunction(work):
         fields: dict[str, Any] = await work()

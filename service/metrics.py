@@ -77,6 +77,7 @@ class Metrics:
         # tuple, checks every label and takes a lock on each call. The keys are bounded: route
         # paths (or "unmatched"), loaded model names (or "") and status codes.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._anomaly_children: dict[str, tuple[Counter, Counter]] = {}  # by model name
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
         key = (endpoint, model, status)
@@ -93,8 +94,14 @@ class Metrics:
 
     def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
         """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""
-        self.anomaly_samples.labels(model).inc(int(is_anomaly.size))
-        self.anomaly_flagged.labels(model).inc(int(np.count_nonzero(is_anomaly)))
+        children = self._anomaly_children.get(model)
+        if children is None:
+            children = (self.anomaly_samples.labels(model), self.anomaly_flagged.labels(model))
+            self._anomaly_children[model] = children
+        children[0].inc(int(is_anomaly.size))
+        flagged = int(np.count_nonzero(is_anomaly))
+        if flagged:
+            children[1].inc(flagged)
 
     def set_models(self, repository: ModelRepository) -> None:
         self.models_loaded.set(len(repository.models))

@@ -33,7 +33,7 @@ def check_options(runtime: ModelRuntime, options: Any) -> None:
     if runtime.kind == "tabular":
         return
     for field in ("ids", "top_features"):
-        if getattr(options, field, None) is not None:
+        if codecs.option(options, field) is not None:
             raise UnsupportedOperation(
                 f"'{field}' is for tabular models; model '{runtime.name}' takes {runtime.kind} "
                 "inputs"
@@ -51,11 +51,12 @@ def split_ids(runtime: ModelRuntime, records: Any) -> tuple[Any, list[Id] | None
 
     Returns the records without ids and the ids (None when no record carries one).
     """
-    features = runtime.manifest.input.features or []
-    if not isinstance(records, list) or ID_KEY in features:
+    if not isinstance(records, list) or ID_KEY in runtime.feature_set:
         return records, None
     ids: list[Id] = []
     out: list[Any] = []
+    if not any(type(record) is dict and ID_KEY in record for record in records):
+        return records, None  # the common case: no ids, records untouched
     for i, record in enumerate(records):
         if isinstance(record, dict) and ID_KEY in record:
             record = dict(record)
@@ -71,7 +72,7 @@ def check_finite(runtime: ModelRuntime, x: F32, records: bool) -> None:
     finite = np.isfinite(x)
     if finite.all():
         return
-    features = runtime.manifest.input.features or []
+    features = runtime.features or []
     row, col = (int(v) for v in np.argwhere(~finite)[0][:2])
     name = features[col] if col < len(features) else str(col)
     where = f"records[{row}].{name}" if records else f"inputs[{row}][{col}] (feature '{name}')"
@@ -81,8 +82,9 @@ def check_finite(runtime: ModelRuntime, x: F32, records: bool) -> None:
     )
 
 
-def tabular_inputs(parsed: codecs.ParsedRequest[Any]) -> tuple[F32, list[Id] | None]:
-    """The request's rows (raw values, [N, n_features]) and their ids."""
+def tabular_inputs(parsed: codecs.ParsedRequest[Any]) -> tuple[F32, list[Id] | None, bool]:
+    """The request's rows (raw values, [N, n_features]), their ids, and whether the rows were
+    checked finite here (then ModelRuntime.to_model_space need not check again)."""
     runtime, options = parsed.runtime, parsed.options
     if options.records is not None and options.inputs is None and options.images is None:
         if options.ids is not None:
@@ -92,16 +94,17 @@ def tabular_inputs(parsed: codecs.ParsedRequest[Any]) -> tuple[F32, list[Id] | N
         records, ids = split_ids(runtime, options.records)
         x = codecs.records_to_array(runtime, records)
         check_finite(runtime, x, records=True)
-        return x, ids
+        return x, ids, True
     x = codecs.wire_inputs(parsed)
-    if x.ndim == 2 and x.shape[1] == runtime.size:
+    checked = x.ndim == 2 and x.shape[1] == runtime.size
+    if checked:
         check_finite(runtime, x, records=False)
     ids = None
     if options.ids is not None:
         ids = [_check_id(v, f"ids[{i}]") for i, v in enumerate(options.ids)]
         if len(ids) != len(x):
             raise InvalidInput(f"ids has {len(ids)} entries for {len(x)} rows of inputs")
-    return x, ids
+    return x, ids, checked
 
 
 def top_count(runtime: ModelRuntime, requested: int | None) -> int:
@@ -116,37 +119,46 @@ def top_count(runtime: ModelRuntime, requested: int | None) -> int:
 def results(
     runtime: ModelRuntime, explained: Explained, ids: list[Id] | None, top: int
 ) -> list[dict[str, Any]]:
-    """One JSON-ready object per row, contributions largest first."""
-    features = runtime.manifest.input.features or []
+    """One JSON-ready object per row, contributions largest first.
+
+    One argsort for the order (stable: ties keep feature order), then plain lists: per-element
+    numpy indexing costs more than the whole row in Python.
+    """
+    features = runtime.features or []
     res = explained.result
     parts = explained.contributions
-    order = np.argsort(-parts, axis=1, kind="stable")[:, :top]
+    order = np.argsort(-parts, axis=1, kind="stable")[:, :top].tolist()
+    all_parts = parts.tolist()
+    all_values = explained.inputs.tolist()
+    all_recon = explained.outputs.tolist()
     scores = res.scores.tolist()
     percentiles = res.percentiles.tolist()
     flags = res.is_anomaly.tolist()
+    threshold = res.threshold
     out = []
-    for i, cols in enumerate(order.tolist()):
+    for i, cols in enumerate(order):
         score = scores[i]
-        row_parts = parts[i, cols].tolist()
-        values = explained.inputs[i, cols].tolist()
-        recon = explained.outputs[i, cols].tolist()
+        row_parts, values, recon = all_parts[i], all_values[i], all_recon[i]
+        contributions = []
+        for c in cols:
+            p = row_parts[c]
+            contributions.append(
+                {
+                    "feature": features[c],
+                    "contribution": p,
+                    "share": p / score if score > 0 else 0.0,
+                    "value": values[c],
+                    "reconstruction": recon[c],
+                }
+            )
         out.append(
             {
                 "id": ids[i] if ids is not None else None,
                 "score": score,
                 "percentile": percentiles[i],
-                "threshold": res.threshold,
+                "threshold": threshold,
                 "is_anomaly": flags[i],
-                "contributions": [
-                    {
-                        "feature": features[c],
-                        "contribution": p,
-                        "share": p / score if score > 0 else 0.0,
-                        "value": v,
-                        "reconstruction": r,
-                    }
-                    for c, p, v, r in zip(cols, row_parts, values, recon, strict=True)
-                ],
+                "contributions": contributions,
             }
         )
     return out
@@ -159,9 +171,9 @@ def anomaly_work(
     runtime, options = parsed.runtime, parsed.options
 
     async def work() -> dict[str, Any]:
-        x, ids = tabular_inputs(parsed)
+        x, ids, finite = tabular_inputs(parsed)
         top = top_count(runtime, options.top_features)
-        explained = await runtime.explain_async(x, options.threshold)
+        explained = await runtime.explain_async(x, options.threshold, finite=finite)
         res = explained.result
         metrics.observe_anomalies(runtime.name, res.is_anomaly)
         return {

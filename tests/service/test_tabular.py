@@ -93,6 +93,30 @@ def test_top_features_default_and_choice(client: TestClient) -> None:
     assert score(client, records=[record(row)], top_features=0)["results"][0]["contributions"] == []
 
 
+def test_records_in_any_key_order_and_number_type_are_the_same_rows(client: TestClient) -> None:
+    """Records are read column by column whatever their key order; ints are numbers too."""
+    ints = [[12, -1, 3, 50], *ROWS[1:]]
+    shuffled = [dict(reversed(list(record(r).items()))) for r in ints]
+    by_records = score(client, records=shuffled, top_features=4)
+    by_inputs = score(client, inputs=ints, top_features=4)
+    assert by_records["results"] == by_inputs["results"]
+    assert by_records["scores"] == by_inputs["scores"]
+    # One bad record after good ones is still named (the slow path finds it).
+    r = client.post(
+        "/anomaly-score", json={"model": "table", "records": [*shuffled, {**GOOD, "beta": True}]}
+    )
+    assert_problem(r, 422, "records[3].beta must be a number")
+
+
+def test_tied_contributions_keep_the_feature_order(client: TestClient) -> None:
+    """A row at the scaler's mean reconstructs exactly: every part is 0, features in order."""
+    data = score(client, records=[record(SCALER_MEAN)], top_features=4)
+    res = data["results"][0]
+    assert res["score"] == 0.0
+    assert [p["feature"] for p in res["contributions"]] == FEATURES
+    assert all(p["share"] == 0.0 for p in res["contributions"])
+
+
 def test_ids_come_back_unchanged(client: TestClient) -> None:
     records = [
         record(ROWS[0], id="tx-0001"),
@@ -133,6 +157,7 @@ GOOD = record(ROWS[0])
         ({"inputs": []}, ["inputs is empty"]),
         ({"records": [{k: v for k, v in GOOD.items() if k != "gamma"}]}, ["records[0]", "gamma"]),
         ({"records": [GOOD, {**GOOD, "epsilon": 1}]}, ["records[1]", "unknown", "epsilon"]),
+        ({"records": [GOOD, [1, 2, 3, 4]]}, ["records[1] must be an object"]),
         ({"records": [{**GOOD, "beta": "7"}]}, ["records[0].beta must be a number"]),
         ({"records": [{**GOOD, "beta": None}]}, ["records[0].beta must be a number"]),
         ({"records": [{**GOOD, "beta": True}]}, ["records[0].beta must be a number"]),
