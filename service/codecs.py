@@ -74,6 +74,22 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def _content_headers(request: Request) -> tuple[str, str]:
+    """The media type (as :func:`media_type`) and the Accept header, in one pass over the raw
+    headers (the first of each, as ``request.headers.get``) without building a Headers."""
+    ctype = accept = None
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            if ctype is None:
+                ctype = value
+        elif name == b"accept" and accept is None:
+            accept = value
+    return (
+        ctype.decode("latin-1").split(";", 1)[0].strip().lower() if ctype else "",
+        accept.decode("latin-1") if accept else "",
+    )
+
+
 def is_json(ctype: str) -> bool:
     return ctype in ("", JSON) or (ctype.startswith("application/") and ctype.endswith("+json"))
 
@@ -99,8 +115,8 @@ async def read_request(
 ) -> ParsedRequest[R]:
     """Read the body once: JSON (options + arrays), or options in the query and the body as
     multipart images (if allowed) or one .npy array (endpoints taking inputs or latents)."""
-    ctype = media_type(request)
-    npy_out = NPY in request.headers.get("accept", "")
+    ctype, accept = _content_headers(request)
+    npy_out = NPY in accept
     npy_field = next((f for f in ("inputs", "latents") if f in schema.model_fields), None)
     if multipart and ctype == MULTIPART:
         params = dict(request.query_params)

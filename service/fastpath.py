@@ -30,7 +30,13 @@ from starlette.types import Receive, Scope, Send
 
 from service.errors import REQUEST_ID_KEY, problem_response
 from service.metrics import MODEL_KEY, Metrics
-from service.middleware import RequestIds, declared_too_large, limit_body, too_large
+from service.middleware import (
+    RequestIds,
+    declared_too_large,
+    limit_body,
+    read_body,
+    too_large,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +108,9 @@ class FastFront:
         scope[REQUEST_ID_KEY] = request_id
         scope["route"] = target.route  # as FastAPI's router does
         limit = self.max_body_bytes
-        request = Request(scope, limit_body(receive, limit), send)
+        # A declared length (checked against the limit first) is read here in one go, and the
+        # route's request.body() returns it; a chunked body is read by the route, limited.
+        request = Request(scope, receive if length else limit_body(receive, limit), send)
         status = 500  # unless a response starts
         try:
             if declared_too_large(length, limit):
@@ -111,7 +119,11 @@ class FastFront:
                 response = problem_response(request, 413, too_large(limit))
             else:
                 try:
-                    kwargs = {name: await dep(request) for name, dep in target.dependencies}
+                    if length:
+                        request._body = await read_body(receive, limit)
+                    kwargs = {}
+                    for name, dep in target.dependencies:
+                        kwargs[name] = await dep(request)
                     kwargs[target.request_param] = request
                     response = await target.route.endpoint(**kwargs)
                 except Exception as exc:

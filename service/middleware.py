@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import REQUEST_ID_KEY, PayloadTooLarge, problem_response
@@ -57,6 +57,28 @@ def limit_body(receive: Receive, limit: int) -> Receive:
         return message
 
     return limited_receive
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, as Starlette's ``Request.body()`` reads it (ClientDisconnect on
+    a disconnect), and PayloadTooLarge (413) past ``limit`` bytes, without its async generator
+    and per-chunk wrapper: one ``await receive()`` for a body that arrived in one piece."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body: bytes = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                raise PayloadTooLarge(too_large(limit))
+            if body:
+                chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def declared_too_large(content_length: bytes | None, limit: int) -> bool:
