@@ -45,6 +45,20 @@ def test_fortran_order_and_format_v2_are_read() -> None:
     assert np.array_equal(decode_npy(buf.getvalue()), array)
 
 
+def test_headers_in_any_literal_spelling_give_the_same_array() -> None:
+    """numpy's own header is parsed without compiling it; other spellings by literal_eval."""
+    data = np.arange(6, dtype="<f4").tobytes()
+    numpy_style = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
+    other = '{"shape": (2, 3), "fortran_order": False, "descr": "<f4"}'
+    for header in (numpy_style, other, numpy_style + " " * 9 + "\n"):
+        back = decode_npy(with_header(header) + data)
+        assert back.shape == (2, 3) and np.array_equal(back.ravel(), np.arange(6))
+    # Leading zeros are no Python literal: refused in either spelling.
+    for header in (numpy_style.replace("(2, 3)", "(02, 3)"), other.replace("(2, 3)", "(02, 3)")):
+        with pytest.raises(BadRequest):
+            decode_npy(with_header(header) + data)
+
+
 def good() -> bytes:
     return npy(np.zeros((2, 3), dtype=np.float32))
 
