@@ -208,3 +208,34 @@ def test_not_ready_is_503_on_both_paths(make_client: ClientFactory, fast: bool) 
     finally:
         gate.set()
         mp.undo()
+
+
+def test_read_body_joins_chunks_and_raises_what_request_body_raises() -> None:
+    """The front's body reader: the whole body, 413 past the limit, ClientDisconnect."""
+    import asyncio
+
+    from starlette.requests import ClientDisconnect
+
+    from service.errors import PayloadTooLarge
+    from service.middleware import read_body
+
+    def receiver(*messages: dict[str, Any]) -> Any:
+        queue = list(messages)
+
+        async def receive() -> dict[str, Any]:
+            return queue.pop(0)
+
+        return receive
+
+    def chunk(body: bytes, more: bool) -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    one = asyncio.run(read_body(receiver(chunk(b"abc", False)), 10))
+    assert one == b"abc"
+    parts = receiver(chunk(b"ab", True), chunk(b"", True), chunk(b"cd", False))
+    assert asyncio.run(read_body(parts, 10)) == b"abcd"
+    assert asyncio.run(read_body(receiver({"type": "http.request"}), 10)) == b""
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(read_body(receiver(chunk(b"x" * 6, True), chunk(b"x" * 6, False)), 10))
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(read_body(receiver(chunk(b"ab", True), {"type": "http.disconnect"}), 10))
