@@ -82,7 +82,14 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             return
         metrics.set_models(repository)
         if settings.batching:
-            batching.attach(repository, batch_options(settings))
+            options = batch_options(settings)
+            # Timing each model's forward pass blocks: in a thread, not on the loop.
+            timings = (
+                await run_in_threadpool(batching.forward_times, repository)
+                if options.inline_max_s > 0
+                else {}
+            )
+            batching.attach(repository, options, timings)
         state.repository = repository
         logger.info(
             "ready: %d model(s) loaded, %d refused, default %s",

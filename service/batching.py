@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -272,14 +272,34 @@ class Batcher:
             return exc
 
 
-def attach(repository: ModelRepository, options: BatchOptions) -> None:
-    """Give every model of the repository its batching worker (on the running loop)."""
+def forward_times(repository: ModelRepository) -> dict[str, float]:
+    """Each model's one-sample forward time in seconds (blocking: call it in a thread)."""
+    return {name: runtime.forward_seconds() for name, runtime in repository.models.items()}
+
+
+def attach(
+    repository: ModelRepository,
+    options: BatchOptions,
+    forward_s: Mapping[str, float] | None = None,
+) -> None:
+    """Give every model of the repository its batching worker (on the running loop).
+
+    A model runs its batches inline when its one-sample forward pass (``forward_s``, from
+    :func:`forward_times`; timed here when missing) takes at most ``options.inline_max_s``.
+    """
+    inline_models = []
     for runtime in repository.models.values():
-        inline = options.inline_max_s > 0 and runtime.forward_seconds() <= options.inline_max_s
+        inline = False
+        if options.inline_max_s > 0:
+            known = forward_s.get(runtime.name) if forward_s is not None else None
+            seconds = known if known is not None else runtime.forward_seconds()
+            inline = seconds <= options.inline_max_s
+        if inline:
+            inline_models.append(runtime.name)
         batcher = Batcher(runtime.infer, options, name=runtime.name, inline=inline)
-        logger.debug("model %s: inline %s", runtime.name, inline)
         batcher.start()
         runtime.executor = batcher
+    logger.info("batches on the event loop for: %s", ", ".join(inline_models) or "no model")
 
 
 async def detach(repository: ModelRepository) -> None:

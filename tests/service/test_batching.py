@@ -270,6 +270,29 @@ def test_attach_runs_a_model_inline_when_its_forward_pass_is_fast_enough(
     assert asyncio.run(main()) == (inline, int(inline), 1)
 
 
+def test_attach_uses_given_forward_times_and_the_app_times_them(
+    repo: ModelRepository, make_client: ClientFactory
+) -> None:
+    async def inline_of(forward_s: dict[str, float]) -> dict[str, bool]:
+        attach(repo, BatchOptions(inline_max_s=0.0001), forward_s)
+        try:
+            return {
+                name: rt.executor.inline  # type: ignore[union-attr]
+                for name, rt in repo.models.items()
+            }
+        finally:
+            await detach(repo)
+
+    slow = asyncio.run(inline_of(dict.fromkeys(repo.models, 1.0)))
+    fast = asyncio.run(inline_of(dict.fromkeys(repo.models, 0.0)))
+    assert not any(slow.values()) and all(fast.values())
+    # The app: the fixture models are tiny (well under 100 us), so all run inline; off with 0.
+    for bound, expected in ((100, True), (0, False)):
+        with make_client(batch_inline_max_us=bound) as client:
+            models = client.app.state.load.repository.models  # type: ignore[attr-defined]
+            assert {rt.executor.inline for rt in models.values()} == {expected}
+
+
 # -- real models: batched == unbatched, bit for bit ----------------------------------------
 
 
