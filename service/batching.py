@@ -165,7 +165,11 @@ class Batcher:
             if not batch:
                 break
             self.inlined += 1
-            self._finish(batch, self._run(batch))
+            try:
+                outputs = self._run(batch)
+            except Exception as exc:  # as the worker does: every request of the batch gets it
+                outputs = [exc] * len(batch)
+            self._finish(batch, outputs)
         if not item.future.done():  # the worker took it (a large request woke it meanwhile)
             return await item.future
         return item.future.result()

@@ -217,6 +217,26 @@ def test_inline_concurrent_requests_are_batched_in_order_and_fail_alone() -> Non
     run(main())
 
 
+def test_inline_batch_that_cannot_even_be_formed_fails_every_request() -> None:
+    """An error outside the model call (here: rows that do not concatenate) reaches every
+    request of the batch, as in the worker; none is left waiting."""
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=16, max_wait_s=0.01)
+        xs = [np.ones((1, 2), dtype=np.float32), np.ones((1, 3), dtype=np.float32)]
+        results = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit("forward", x) for x in xs), return_exceptions=True),
+            2,
+        )
+        assert all(isinstance(r, ValueError) for r in results) and batcher.queued == 0
+        x = np.ones((1, 2), dtype=np.float32)
+        assert np.array_equal((await batcher.submit("forward", x))[0], x * 2)  # still serving
+        await batcher.stop()
+
+    run(main())
+
+
 def test_inline_request_larger_than_max_size_goes_to_the_thread() -> None:
     model = FakeModel()
 
