@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
     settings = settings if settings is not None else load_settings()
     state = LoadState()
     metrics = Metrics()
+    arrivals = batching.Arrivals()  # shared by the front and the batchers
 
     async def load_models() -> None:
         try:
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
                 if options.inline_max_s > 0
                 else {}
             )
-            batching.attach(repository, options, timings)
+            batching.attach(repository, options, timings, arrivals)
         state.repository = repository
         logger.info(
             "ready: %d model(s) loaded, %d refused, default %s",
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             max_body_bytes=settings.max_body_bytes,
             request_ids=request_ids,
             cors=bool(settings.cors_origins),
+            arrivals=arrivals,
         )
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

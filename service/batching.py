@@ -7,10 +7,14 @@ same operation, up to ``max_size`` samples, concatenates them, runs
 thread, and hands each request its rows back, in order.
 
 Waiting policy. After the first request arrives the worker yields to the event loop, which lets
-requests whose bytes have already arrived be parsed and join; it keeps yielding while each turn
-of the loop adds requests, until the batch is full or ``max_wait`` has passed since it started
-collecting. A lone client therefore waits one loop turn, not ``max_wait``. While a batch runs in
-the thread the next one forms on the queue, so under load batches grow without any timer.
+requests whose bytes have already arrived be parsed and join. It keeps yielding while requests
+are still on their way: while a turn of the loop added requests, or while the front
+(service/fastpath.py) has requests it started that have not reached a batcher yet
+(:class:`Arrivals`); it stops when the batch is full or ``max_wait`` has passed since it started
+collecting. A lone client therefore waits one loop turn, not ``max_wait``. Counting the requests
+on their way matters: a request's bytes are read, parsed and validated over several turns of
+the loop, so "nothing new this turn" does not mean "nothing coming", and without the count
+16 concurrent clients made batches of one or two (measured: bench/NOTES.md, fourth pass).
 
 Isolation. Inputs are validated per request before they are queued, so a bad request never joins
 a batch. If a batch still fails in onnxruntime, each of its requests is run again alone and only
@@ -28,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +56,50 @@ class Overloaded(ServiceError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class Arrivals:
+    """How many requests the front has started that have not reached a batcher yet.
+
+    The front calls :meth:`start` when it begins a request (in the request's own task, so the
+    mark lives in that task's context) and :meth:`Arrival.done` when the request ends; a
+    batcher's :meth:`Batcher.submit` calls :func:`arrived` first. Batches keep gathering while
+    :attr:`count` is above zero (bounded by ``max_wait``).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def start(self) -> Arrival:
+        arrival = Arrival(self)
+        self.count += 1
+        _ARRIVAL.set(arrival)
+        return arrival
+
+
+class Arrival:
+    """One request on its way to a batcher (see :class:`Arrivals`)."""
+
+    __slots__ = ("arrivals",)
+
+    def __init__(self, arrivals: Arrivals) -> None:
+        self.arrivals: Arrivals | None = arrivals
+
+    def done(self) -> None:
+        """The request reached a batcher or ended; idempotent."""
+        if self.arrivals is not None:
+            self.arrivals.count -= 1
+            self.arrivals = None
+
+
+_ARRIVAL: ContextVar[Arrival | None] = ContextVar("aeserve_arrival", default=None)
+
+
+def arrived() -> None:
+    """The current request (if the front counted it) has reached a batcher."""
+    arrival = _ARRIVAL.get()
+    if arrival is not None:
+        arrival.done()
 
 
 @dataclass(frozen=True)
@@ -80,11 +129,19 @@ class Batcher:
     """The queue and inference worker of one model (see the module docstring)."""
 
     def __init__(
-        self, infer: Infer, options: BatchOptions, *, name: str = "model", inline: bool = False
+        self,
+        infer: Infer,
+        options: BatchOptions,
+        *,
+        name: str = "model",
+        inline: bool = False,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self.infer = infer
         self.options = options
         self.name = name
+        # Requests on their way (counted by the front): gathering waits for them.
+        self.arrivals = arrivals if arrivals is not None else Arrivals()
         # Run a lone request's ONNX call on the event loop (a tiny model: the hand-off to the
         # inference thread would cost more than the call).
         self.inline = inline
@@ -119,6 +176,7 @@ class Batcher:
 
     async def submit(self, op: Op, x: F32) -> list[F32]:
         """Queue one request's model-space batch ``x`` [N, ...]; its rows of every output."""
+        arrived()
         if self._task is None or self._wakeup is None:
             raise NotReady(f"the inference worker of model '{self.name}' is not running")
         n = int(x.shape[0])
@@ -216,12 +274,16 @@ class Batcher:
                 item.future.set_result(out)
 
     async def _gather_more(self) -> None:
-        """Yield to the event loop while each turn adds requests (bounded by max_wait)."""
+        """Yield to the event loop while requests are on their way (bounded by max_wait):
+        while a turn added requests or the front has requests not yet at a batcher."""
         deadline = time.perf_counter() + self.options.max_wait_s
         seen = len(self._pending)
+        arrivals = self.arrivals
         while self.options.max_wait_s > 0 and self._samples_ready() < self.options.max_size:
             await asyncio.sleep(0)
-            if len(self._pending) == seen or time.perf_counter() >= deadline:
+            if time.perf_counter() >= deadline:
+                break
+            if len(self._pending) == seen and arrivals.count <= 0:
                 break
             seen = len(self._pending)
 
@@ -285,6 +347,7 @@ def attach(
     repository: ModelRepository,
     options: BatchOptions,
     forward_s: Mapping[str, float] | None = None,
+    arrivals: Arrivals | None = None,
 ) -> None:
     """Give every model of the repository its batching worker (on the running loop).
 
@@ -300,7 +363,9 @@ def attach(
             inline = seconds <= options.inline_max_s
         if inline:
             inline_models.append(runtime.name)
-        batcher = Batcher(runtime.infer, options, name=runtime.name, inline=inline)
+        batcher = Batcher(
+            runtime.infer, options, name=runtime.name, inline=inline, arrivals=arrivals
+        )
         batcher.start()
         runtime.executor = batcher
     logger.info("batches on the event loop for: %s", ", ".join(inline_models) or "no model")

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from service.batching import Arrivals
 from service.errors import REQUEST_ID_KEY, problem_response
 from service.metrics import MODEL_KEY, Metrics
 from service.middleware import (
@@ -64,8 +65,11 @@ class FastFront:
         max_body_bytes: int,
         request_ids: RequestIds,
         cors: bool = False,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self.handlers = handlers
+        # Requests started here and not yet at a batcher: batches wait for them to join.
+        self.arrivals = arrivals if arrivals is not None else Arrivals()
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.request_ids = request_ids
@@ -98,6 +102,7 @@ class FastFront:
     async def serve(self, target: _Target, scope: Scope, receive: Receive, send: Send) -> None:
         """Request id, body limit, the route function, problem+json errors, metrics."""
         start = time.perf_counter()
+        arrival = self.arrivals.start()
         client_id = length = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -132,6 +137,7 @@ class FastFront:
             status = response.status_code
             await response(scope, receive, send)
         finally:
+            arrival.done()
             endpoint = target.path if "route" in scope else "unmatched"
             self.metrics.observe(
                 endpoint, scope.get(MODEL_KEY, ""), status, time.perf_counter() - start

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.models import build_image
-from service.batching import Batcher, BatchOptions, Overloaded, attach, detach
+from service.batching import Arrivals, Batcher, BatchOptions, Overloaded, attach, detach
 from service.errors import NotReady
 from service.repository import ModelRepository
 from service.runtime import F32, Op
@@ -68,6 +68,68 @@ def test_rows_come_back_to_their_request_in_order() -> None:
         # Gathered into fewer calls than requests, none larger than max_size.
         assert len(model.calls) < len(sizes) and max(model.calls) <= 16
         assert sum(model.calls) == sum(sizes) and batcher.queued == 0
+        await batcher.stop()
+
+    run(main())
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_gathering_waits_for_requests_the_front_has_started(inline: bool) -> None:
+    """Requests take several loop turns from their first byte to submit(); a batch waits for
+    the ones the front has counted (Arrivals) instead of stopping at the first quiet turn."""
+    staggered = [0, 1, 2, 3, 5, 8, 13, 21]  # loop turns each request spends before submit()
+
+    async def client(batcher: Batcher, arrivals: Arrivals | None, turns: int, i: int) -> F32:
+        arrival = arrivals.start() if arrivals is not None else None
+        try:
+            for _ in range(turns):  # reading, parsing, validating ...
+                await asyncio.sleep(0)
+            out = await batcher.submit("forward", np.full((1, 3), i, dtype=np.float32))
+        finally:
+            if arrival is not None:
+                arrival.done()
+        return out[0]
+
+    def calls(counted: bool) -> list[int]:
+        model = FakeModel()
+
+        async def main() -> None:
+            arrivals = Arrivals() if counted else None
+            batcher = Batcher(
+                model.infer,
+                BatchOptions(max_size=64, max_wait_s=0.5),
+                name="fake",
+                inline=inline,
+                arrivals=arrivals,
+            )
+            batcher.start()
+            outs = await asyncio.gather(
+                *(client(batcher, arrivals, t, i) for i, t in enumerate(staggered))
+            )
+            for i, out in enumerate(outs):
+                assert np.array_equal(out, np.full((1, 3), 2 * i, dtype=np.float32))
+            assert arrivals is None or arrivals.count == 0
+            await batcher.stop()
+
+        run(main())
+        return model.calls
+
+    assert calls(counted=True) == [len(staggered)]  # one batch: everybody joined
+    assert len(calls(counted=False)) > 1  # without the count the first quiet turn ends it
+
+
+def test_arrival_done_is_idempotent_and_submit_marks_the_request_arrived() -> None:
+    arrivals = Arrivals()
+
+    async def main() -> None:
+        arrival = arrivals.start()
+        assert arrivals.count == 1
+        batcher = await started(FakeModel(), max_size=4, max_wait_s=0.01)
+        await batcher.submit("forward", np.zeros((1, 3), dtype=np.float32))
+        assert arrivals.count == 0  # submit() marked it
+        arrival.done()
+        arrival.done()
+        assert arrivals.count == 0
         await batcher.stop()
 
     run(main())
