@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
         access_log=settings.access_log,
+        # uvicorn's httptools protocol plus the express lane (service/express.py).
+        http="service.express:ExpressProtocol",
     )
     return 0
 

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 import service
 from service import batching
 from service.errors import install_handlers
+from service.express import ExpressLane
 from service.fastpath import FastFront
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware, RequestIds
@@ -44,6 +45,7 @@ class AeserveApp(FastAPI):
     """FastAPI, with the lean front (service/fastpath.py) answering inference POSTs first."""
 
     front: FastFront | None = None
+    express: ExpressLane | None = None  # answered from the protocol (service/express.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         front = self.front
@@ -148,6 +150,14 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             request_ids=request_ids,
             cors=bool(settings.cors_origins),
             arrivals=arrivals,
+        )
+        app.express = ExpressLane(
+            load=state,
+            metrics=metrics,
+            request_ids=request_ids,
+            arrivals=arrivals,
+            max_body_bytes=settings.max_body_bytes,
+            cors=bool(settings.cors_origins),
         )
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

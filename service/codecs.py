@@ -479,15 +479,19 @@ async def respond(parsed: ParsedRequest[Any], work: Work) -> Response:
         fields: dict[str, Any] = await work()
     else:
         fields = await run_in_threadpool(work)  # type: ignore[arg-type]
-    head = {"model": runtime.name, "version": runtime.version}
     if parsed.npy:
-        return npy_response(head, fields)
-    body = {**head, **fields}
+        return npy_response({"model": runtime.name, "version": runtime.version}, fields)
+    return Response(await json_answer(runtime, fields), media_type=JSON)
+
+
+async def json_answer(runtime: ModelRuntime, fields: dict[str, Any]) -> bytes:
+    """The JSON answer: ``model``, ``version``, then ``fields`` (large ones written in a
+    thread)."""
+    body = {"model": runtime.name, "version": runtime.version, **fields}
     if sum(v.size for v in fields.values() if isinstance(v, np.ndarray)) > LARGE_ANSWER:
-        data = await run_in_threadpool(orjson.dumps, body, None, orjson.OPT_SERIALIZE_NUMPY)
-    else:
-        data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(data, media_type=JSON)
+        data: bytes = await run_in_threadpool(orjson.dumps, body, None, orjson.OPT_SERIALIZE_NUMPY)
+        return data
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 # -- .npy ----------------------------------------------------------------------------------

@@ -61,6 +61,15 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        # Answers written by the express lane (service/express.py), by endpoint: the share of
+        # aeserve_requests that skipped the ASGI path.
+        self.express = Counter(
+            "aeserve_express_requests",
+            "Inference requests answered by the express lane (HTTP straight to the model)",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self._express_children: dict[str, Counter] = {}
         self.models_loaded = Gauge(
             "aeserve_models_loaded", "Models loaded and serving", registry=self.registry
         )
@@ -91,6 +100,12 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_express(self, endpoint: str) -> None:
+        child = self._express_children.get(endpoint)
+        if child is None:
+            child = self._express_children[endpoint] = self.express.labels(endpoint)
+        child.inc()
 
     def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
         """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from service import codecs, tabular
 from service.deps import MetricsDep, RepositoryDep
 from service.errors import UnsupportedOperation
+from service.metrics import Metrics
 from service.schemas import (
     GLYPH,
     AnomalyScoreRequest,
@@ -35,16 +37,17 @@ router = APIRouter(tags=["inference"])
 async def reconstruct(request: Request, repository: RepositoryDep) -> Response:
     """Reconstruct inputs: ``outputs`` and per-sample ``scores`` (the manifest's score)."""
     parsed = await codecs.read_request(request, ReconstructRequest, repository, multipart=True)
-    runtime, options = parsed.runtime, parsed.options
+    return await codecs.respond(parsed, partial(reconstruct_fields, parsed))
 
-    async def work() -> dict[str, Any]:
-        rec = await runtime.reconstruct_async(await codecs.wire_inputs_async(parsed))
-        return {
-            "outputs": codecs.encode_outputs(runtime, rec.outputs, options),
-            "scores": rec.scores,
-        }
 
-    return await codecs.respond(parsed, work)
+async def reconstruct_fields(parsed: codecs.ParsedRequest[ReconstructRequest]) -> dict[str, Any]:
+    """The answer's fields after ``model`` and ``version`` (also served by service/express.py)."""
+    runtime = parsed.runtime
+    rec = await runtime.reconstruct_async(await codecs.wire_inputs_async(parsed))
+    return {
+        "outputs": codecs.encode_outputs(runtime, rec.outputs, parsed.options),
+        "scores": rec.scores,
+    }
 
 
 @router.post(
@@ -85,21 +88,26 @@ async def anomaly_score(
 ) -> Response:
     """Anomaly scores with the threshold, ``is_anomaly`` and calibration percentiles (0-100)."""
     parsed = await codecs.read_request(request, AnomalyScoreRequest, repository, multipart=True)
+    tabular.check_options(parsed.runtime, parsed.options)
+    return await codecs.respond(parsed, partial(anomaly_fields, parsed, metrics))
+
+
+async def anomaly_fields(
+    parsed: codecs.ParsedRequest[AnomalyScoreRequest], metrics: Metrics
+) -> dict[str, Any]:
+    """The answer's fields after ``model`` and ``version`` (also served by service/express.py).
+
+    Tabular models add per-row results with ids and per-feature contributions
+    (service/tabular.py)."""
     runtime, options = parsed.runtime, parsed.options
-    tabular.check_options(runtime, options)
     if runtime.kind == "tabular":
-        # Per-row results with ids and per-feature contributions (service/tabular.py).
-        return await codecs.respond(parsed, tabular.anomaly_work(parsed, metrics))
-
-    async def work() -> dict[str, Any]:
-        inputs = await codecs.wire_inputs_async(parsed)
-        result = await runtime.anomaly_async(inputs, options.threshold)
-        metrics.observe_anomalies(runtime.name, result.is_anomaly)
-        return {
-            "scores": result.scores,
-            "threshold": result.threshold,
-            "is_anomaly": result.is_anomaly,
-            "percentiles": result.percentiles,
-        }
-
-    return await codecs.respond(parsed, work)
+        return await tabular.anomaly_work(parsed, metrics)()
+    inputs = await codecs.wire_inputs_async(parsed)
+    result = await runtime.anomaly_async(inputs, options.threshold)
+    metrics.observe_anomalies(runtime.name, result.is_anomaly)
+    return {
+        "scores": result.scores,
+        "threshold": result.threshold,
+        "is_anomaly": result.is_anomaly,
+        "percentiles": result.percentiles,
+    }
