@@ -3,9 +3,10 @@
 One run, on loopback: builds the bench models (bench/models.py) into a temporary model
 directory next to links to every model of ``models/``, starts aeserve (batching on, and a second
 instance with batching off) and the baseline (bench/baseline.py) as uvicorn processes pinned to
-CPU 0 (and, when granian is installed, aeserve under granian for comparison), drives them with
-wrk pinned to CPU 1 (a Lua script posts the same body and counts statuses; each run lasts a
-fixed number of seconds), measures raw onnxruntime on CPU 0 in the same run, and writes the
+CPU 0 (and, when granian is installed, aeserve under granian for comparison) and the floor
+(bench/floor.py, the least work a Python server can do per request) on the same core, drives
+them with wrk pinned to CPU 1 (a Lua script posts the same body and counts statuses; each run
+lasts a fixed number of seconds), measures raw onnxruntime on CPU 0 in the same run, and writes the
 report (markdown table + PNG plot). Quick mode runs every piece for a
 fraction of a second and writes into a temporary directory unless ``--out`` is given.
 """
@@ -215,6 +216,14 @@ def baseline(model_dir: Path) -> Any:
         "--host", "127.0.0.1", "--port", "{port}", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     return serve("baseline", cmd, {"BENCH_MODEL_DIR": str(model_dir)}, "/openapi.json")
+
+
+def floor(model_dir: Path) -> Any:
+    """bench/floor.py: the least work a Python server can do per request (HTTP parse, JSON parse,
+    one batched onnxruntime call, JSON dump on a raw uvloop protocol), pinned like the others:
+    roughly the most any Python server can reach here, not a competitor."""
+    cmd = [sys.executable, "-m", "bench.floor", "--port", "{port}", "--model-dir", str(model_dir)]
+    return serve("floor", cmd, {}, "/readyz")
 
 
 def wrk(
@@ -445,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with baseline(model_dir) as srv:
             report.cold_start_s["baseline"] = round(srv.ready_s, 2)
+            both(srv)
+        with floor(model_dir) as srv:
+            check_answers(srv, files)
             both(srv)
         with aeserve("aeserve", model_dir) as srv:
             report.cold_start_s["aeserve"] = round(srv.ready_s, 2)

@@ -27,11 +27,13 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
         ours, base = find(report, "aeserve", scenario, 16), find(report, "baseline", scenario, 16)
         if ours and base:
             ratio = ours.rps / base.rps
+            low = find(report, "floor", scenario, 16)
             rows.append(
                 (
                     f"{scenario}, 16 clients: >= 8x baseline req/s, p99 < 10 ms",
                     f"{ratio:.1f}x ({ours.rps:,.0f} vs {base.rps:,.0f} req/s), "
-                    f"p99 {ours.p99_ms:.2f} ms",
+                    f"p99 {ours.p99_ms:.2f} ms"
+                    + (f"; floor (bench/floor.py): {low.rps / base.rps:.1f}x" if low else ""),
                     ratio >= 8 and ours.p99_ms < 10,
                 )
             )
@@ -75,6 +77,7 @@ def render(report: Report, out: Path) -> str:
     plot = out.with_suffix(".png")
     plotted = _plot(report, plot)
     raw1 = report.raw.get("batch1_us", 0.0)
+    has_floor = any(r.server == "floor" for r in report.results)
     lines = [
         "# Benchmarks",
         "",
@@ -98,6 +101,11 @@ def render(report: Report, out: Path) -> str:
             " **aeserve-granian**: the same app as aeserve under granian (a Rust ASGI server;"
             " one worker, single-threaded runtime, uvloop), for the choice of server."
             if "granian" in report.servers
+            else ""
+        )
+        + (
+            " The **floor** (`bench/floor.py`, same core) is described under the targets."
+            if has_floor
             else ""
         ),
         "- **Load**: `wrk` pinned to CPU 1 with a Lua script that posts the same body to every",
@@ -130,6 +138,18 @@ def render(report: Report, out: Path) -> str:
     ]
     for target, measured, met in targets(report):
         lines.append(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
+    if has_floor:
+        lines += [
+            "",
+            "The **floor** (`bench/floor.py`) is not a service: it does the least work a Python",
+            "server can do for these two requests (httptools on a raw uvloop protocol, `orjson`,",
+            "one batched onnxruntime call per event-loop iteration, one write per answer), with no",
+            "validation, error answers, metrics or logging. Its ratio to the baseline in the same",
+            "run (above) is roughly the most a one-process Python server, aeserve included, can",
+            "reach on this machine. The gap between aeserve and the floor is what everything a",
+            "real service does costs (validation, errors, model lookup, metrics, the ASGI",
+            "framework); a floor below 8x means the target leaves nothing for it.",
+        ]
     lines += [
         "",
         "## Results",

@@ -1,5 +1,5 @@
-"""`make bench` keeps working: the quick mode runs every piece (servers, wrk, raw onnxruntime,
-report and plot) in a few seconds."""
+"""`make bench` keeps working: the quick mode runs every piece (servers, the floor, wrk, raw
+onnxruntime, report and plot) in a few seconds."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
         ("aeserve", JSON_RECORD),
         ("aeserve", NPY_BATCH),
         ("aeserve-nobatch", JSON_IMAGE),
+        ("floor", JSON_IMAGE),
+        ("floor", JSON_RECORD),
     }
     for r in data["results"]:
         assert r["requests"] > 0 and r["rps"] > 0 and r["errors"] == 0, r
     assert data["raw"]["batch1_us"] > 0 and data["memory"]["rss_mb"] > 0
     assert "| target | measured | met |" in text and "![requests/s" in text
+    assert text.count("floor (bench/floor.py): ") == 2 and "| floor | " in text
