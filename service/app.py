@@ -84,15 +84,18 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             state.error = f"{type(exc).__name__}: {exc}"
             return
         metrics.set_models(repository)
+        options = batch_options(settings)
+        # Timing each model's forward pass blocks: in a thread, not on the loop.
+        timings = (
+            await run_in_threadpool(batching.forward_times, repository)
+            if options.inline_max_s > 0
+            else {}
+        )
         if settings.batching:
-            options = batch_options(settings)
-            # Timing each model's forward pass blocks: in a thread, not on the loop.
-            timings = (
-                await run_in_threadpool(batching.forward_times, repository)
-                if options.inline_max_s > 0
-                else {}
-            )
             batching.attach(repository, options, timings, arrivals)
+        if app.express is not None:
+            # The models small enough to run on the event loop take the express lane.
+            app.express.open(frozenset(n for n, s in timings.items() if s <= options.inline_max_s))
         state.repository = repository
         logger.info(
             "ready: %d model(s) loaded, %d refused, default %s",
@@ -155,9 +158,10 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             load=state,
             metrics=metrics,
             request_ids=request_ids,
-            arrivals=arrivals,
             max_body_bytes=settings.max_body_bytes,
             cors=bool(settings.cors_origins),
+            max_size=settings.batch_max_size,
+            batching=settings.batching,
         )
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

@@ -1,35 +1,47 @@
 """The express lane: the common inference POSTs answered straight from the HTTP protocol.
 
-Per request, uvicorn's ASGI cycle (scope, receive/send messages, an event the app waits on for
-the body, two writes), Starlette's request and response objects and FastAPI's option parsing
-cost more than the work itself for a small model. :class:`ExpressProtocol` is uvicorn's
-httptools protocol (``python -m service`` runs it) with one addition: a ``POST`` to an express
-path with a JSON body of declared length is held until its body is in, then handed to the
-app's :class:`ExpressLane`, which parses it, validates the options with the endpoint's pydantic
-schema, runs the endpoint's own work function (the same one the route calls:
-``reconstruct_fields``, ``anomaly_fields``) and returns the answer's bytes; the protocol writes
-status line, headers and body in one write.
+Per request, uvicorn's ASGI cycle, Starlette's request and response objects, FastAPI's option
+parsing, a task, futures and a handful of numpy calls on one-row arrays cost several times the
+model's own work for a small model. The lane does for the most common requests what
+``bench/floor.py`` (the least a Python server can do) does, with the service's semantics:
 
-The lane only ever answers 200. Anything else — a body that does not parse, options the schema
-refuses, an unknown model, any error the work raises, the service still loading — falls back
-to the full path: the held request goes to the ASGI app exactly as uvicorn would have sent it,
-body included, and the app answers it (problem+json, request id, metrics, as for every request).
-So the lane adds no behaviour of its own; tests/service/test_express.py checks that answers are
-the same bytes both ways. Requests it does not take at all: other paths and methods, query
-strings, chunked bodies, ``Expect: 100-continue``, bodies over ``LARGE_BODY``, ``Accept`` other
-than JSON, CORS requests (with an ``Origin`` when CORS is on), and every request while uvicorn's
-access log is on (the lane writes no access log).
+- :class:`ExpressProtocol` is uvicorn's httptools protocol (``python -m service`` runs it). A
+  ``POST`` to an express path with a JSON body of declared length is held until its body is in;
+  then :meth:`ExpressLane.take` parses it in the protocol callback and queues it per endpoint and
+  model (or declines it).
+- Queued requests are served by one :meth:`ExpressLane.flush` per turn of the event loop (the
+  loop runs every ready socket's read callbacks first, so a flush takes every request read in
+  that turn): per model, up to ``AESERVE_BATCH_MAX_SIZE`` samples are checked, converted,
+  scored and explained with the runtime's own functions on the whole batch at once, one ONNX
+  call, then each request gets its rows as JSON in one write. With batching off, each request
+  is its own batch.
+- Only models whose one-sample forward pass is within ``AESERVE_BATCH_INLINE_MAX_US`` (the
+  ones the batcher already runs on the event loop) take the lane; larger models keep the
+  inference thread.
+
+The lane answers only 200s. Whatever it does not recognise falls back to the full path — a
+body that does not parse, options other than the plain ones (``model`` with ``inputs``, or
+``records`` for tabular models), an unknown model, inputs the runtime refuses (then only that
+request of the batch), the service still loading: the held request goes to the ASGI app
+exactly as uvicorn would have sent it, body included, and the app answers it (problem+json,
+request id, metrics). The rows of a batch are the same bits as alone (one intra-op thread;
+per-row numpy reductions); tests/service/test_express.py checks that answers are the same bytes
+both ways. Requests the lane never looks at: other paths and methods, query strings, chunked
+bodies, ``Expect: 100-continue``, bodies over ``LARGE_BODY``, ``Accept`` other than JSON, CORS
+requests (with an ``Origin`` when CORS is on), and all while uvicorn's access log is on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+import numpy as np
+import orjson
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -37,54 +49,166 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from service import codecs, tabular
-from service.batching import Arrivals
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.middleware import RequestIds
 from service.repository import LoadState
-from service.routes.reconstruction import anomaly_fields, reconstruct_fields
-from service.schemas import AnomalyScoreRequest, ReconstructRequest
+from service.runtime import F32, Explained, ModelRuntime
 
 logger = logging.getLogger(__name__)
 
-Work = Callable[[codecs.ParsedRequest[Any], Metrics], Awaitable[dict[str, Any]]]
-Check = Callable[[codecs.ParsedRequest[Any]], None]
+_JSON_TYPES = (b"application/json",)
+_ACCEPTS = (b"*/*", b"application/json", b"application/*")
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class _Decline(Exception):
+    """The lane does not take this request: the full path answers it."""
+
+
+@dataclass(eq=False)
+class _Job:
+    """One request on the lane: where to answer, and its inputs [n, ...] (wire space)."""
+
+    protocol: ExpressProtocol
+    cycle: RequestResponseCycle
+    runtime: ModelRuntime
+    x: F32
+    start: float
+    ids: list[tabular.Id] | None = None
+    checked: bool = False  # tabular: the raw values were checked finite
+
+
+# -- endpoints: a request's body -> its inputs; a batch -> each request's answer ----------------
+
+
+def _inputs(runtime: ModelRuntime, value: Any) -> F32:
+    """``inputs`` as the full path reads them (codecs.array_from_json), shape-checked."""
+    if type(value) is not list:
+        raise _Decline
+    try:
+        x = codecs.array_from_json(value, "inputs")
+    except ServiceError:
+        raise _Decline from None
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise _Decline
+    if tuple(x.shape[1:]) != runtime.shape:
+        if not (x.ndim == 2 and x.shape[1] == runtime.size):
+            raise _Decline
+        x = x.reshape((x.shape[0], *runtime.shape))
+    return x
+
+
+def _reconstruct_job(job: _Job, data: dict[str, Any]) -> None:
+    if data.keys() - {"model", "inputs"}:
+        raise _Decline
+    job.x = _inputs(job.runtime, data.get("inputs"))
+
+
+def _anomaly_job(job: _Job, data: dict[str, Any]) -> None:
+    runtime = job.runtime
+    keys = data.keys() - {"model"}
+    if keys == {"inputs"}:
+        job.x = _inputs(runtime, data["inputs"])
+        if runtime.kind == "tabular":
+            tabular.check_finite(runtime, job.x, records=False)  # raises: the full path says it
+            job.checked = True
+    elif keys == {"records"} and runtime.kind == "tabular":
+        records, job.ids = tabular.split_ids(runtime, data["records"])
+        if type(records) is not list or not records:
+            raise _Decline
+        job.x = codecs.records_to_array(runtime, records)
+        tabular.check_finite(runtime, job.x, records=True)
+        job.checked = True
+    else:
+        raise _Decline
+
+
+def _reconstruct_answers(
+    runtime: ModelRuntime, x: F32, jobs: list[_Job], metrics: Metrics
+) -> list[dict[str, Any]]:
+    xm = runtime.to_model_space(x)
+    rec = runtime._reconstruction(xm, runtime.infer("forward", xm)[0])
+    return [{"outputs": rec.outputs[a:b], "scores": rec.scores[a:b]} for a, b in _bounds(jobs)]
+
+
+def _anomaly_answers(
+    runtime: ModelRuntime, x: F32, jobs: list[_Job], metrics: Metrics
+) -> list[dict[str, Any]]:
+    if runtime.kind == "tabular":
+        return _tabular_answers(runtime, x, jobs, metrics)
+    xm = runtime.to_model_space(x)
+    res = runtime._anomaly(runtime._reconstruction(xm, runtime.infer("forward", xm)[0]), None)
+    out = []
+    for a, b in _bounds(jobs):
+        flags = res.is_anomaly[a:b]
+        metrics.observe_anomalies(runtime.name, flags)
+        out.append(
+            {
+                "scores": res.scores[a:b],
+                "threshold": res.threshold,
+                "is_anomaly": flags,
+                "percentiles": res.percentiles[a:b],
+            }
+        )
+    return out
+
+
+def _tabular_answers(
+    runtime: ModelRuntime, x: F32, jobs: list[_Job], metrics: Metrics
+) -> list[dict[str, Any]]:
+    xm = runtime.to_model_space(x, finite=True)
+    explained: Explained = runtime._explained(x, xm, runtime.infer("forward", xm)[0], None)
+    ids: list[tabular.Id] | None = None
+    if any(job.ids is not None for job in jobs):
+        ids = []
+        for job in jobs:
+            ids.extend(job.ids if job.ids is not None else [None] * len(job.x))
+    rows = tabular.results(runtime, explained, ids, tabular.top_count(runtime, None))
+    res = explained.result
+    out = []
+    for a, b in _bounds(jobs):
+        flags = res.is_anomaly[a:b]
+        metrics.observe_anomalies(runtime.name, flags)
+        out.append(
+            {
+                "scores": res.scores[a:b],
+                "threshold": res.threshold,
+                "is_anomaly": flags,
+                "percentiles": res.percentiles[a:b],
+                "results": rows[a:b],
+            }
+        )
+    return out
+
+
+def _bounds(jobs: list[_Job]) -> list[tuple[int, int]]:
+    out, a = [], 0
+    for job in jobs:
+        b = a + len(job.x)
+        out.append((a, b))
+        a = b
+    return out
+
+
+Prepare = Callable[[_Job, dict[str, Any]], None]
+Answers = Callable[[ModelRuntime, F32, list[_Job], Metrics], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One express path: its request schema, the checks the route makes before its work, and
-    the route's work function."""
-
-    schema: type[BaseModel]
-    check: Check
-    work: Work
-
-
-def _reconstruct_check(parsed: codecs.ParsedRequest[Any]) -> None:
-    codecs.check_output_options(parsed.runtime, parsed.options)
-
-
-def _anomaly_check(parsed: codecs.ParsedRequest[Any]) -> None:
-    tabular.check_options(parsed.runtime, parsed.options)
-    codecs.check_output_options(parsed.runtime, parsed.options)
-
-
-async def _reconstruct_work(parsed: codecs.ParsedRequest[Any], metrics: Metrics) -> dict[str, Any]:
-    return await reconstruct_fields(parsed)
+    prepare: Prepare  # reads the request's inputs into the job, or raises (_Decline, errors)
+    answers: Answers  # a batch's inputs -> each request's fields after model and version
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "/reconstruct": Endpoint(ReconstructRequest, _reconstruct_check, _reconstruct_work),
-    "/anomaly-score": Endpoint(AnomalyScoreRequest, _anomaly_check, anomaly_fields),
+    "/reconstruct": Endpoint(_reconstruct_job, _reconstruct_answers),
+    "/anomaly-score": Endpoint(_anomaly_job, _anomaly_answers),
 }
-
-_JSON_TYPES = (b"application/json",)
-_ACCEPTS = (b"*/*", b"application/json", b"application/*")
 
 
 class ExpressLane:
-    """Answers express requests of one app (see the module docstring); None means "full path"."""
+    """The express requests of one app (see the module docstring)."""
 
     def __init__(
         self,
@@ -92,25 +216,35 @@ class ExpressLane:
         load: LoadState,
         metrics: Metrics,
         request_ids: RequestIds,
-        arrivals: Arrivals,
         max_body_bytes: int,
         cors: bool,
+        max_size: int,
+        batching: bool,
     ) -> None:
         self.load = load
         self.metrics = metrics
         self.request_ids = request_ids
-        self.arrivals = arrivals
         self.max_body = min(max_body_bytes, codecs.LARGE_BODY)
         self.cors = cors
+        self.max_size = max_size  # samples per ONNX call (larger requests: the full path)
+        self.batching = batching  # off: each request its own ONNX call
         self.endpoints = ENDPOINTS
+        self.models: frozenset[str] = frozenset()  # set once loaded: models small enough
+        self._queues: dict[tuple[str, str], list[_Job]] = {}
+        self._scheduled = False
+
+    def open(self, models: frozenset[str]) -> None:
+        """Serve these models (their forward pass fits the inline bound)."""
+        self.models = models
 
     def takes(self, scope: dict[str, Any]) -> bool:
-        """Whether the lane may take this request (from its head, before the body)."""
+        """Whether the lane may take this request, from its head (before the body)."""
         if (
             scope["method"] != "POST"
             or scope["path"] not in self.endpoints
             or scope["query_string"]
             or scope["root_path"]
+            or not self.models
         ):
             return False
         length = None
@@ -129,34 +263,93 @@ class ExpressLane:
                 return False
         return length is not None and 0 < length <= self.max_body
 
-    async def answer(self, scope: dict[str, Any], body: bytes) -> tuple[str, bytes] | None:
-        """``(request id, JSON answer)``, or None when the full path must answer."""
+    def take(self, protocol: ExpressProtocol, cycle: RequestResponseCycle) -> bool:
+        """Queue a request whose body is in; False: the full path answers it."""
         start = time.perf_counter()
         repository = self.load.repository
         if repository is None:
-            return None
-        path = scope["path"]
-        endpoint = self.endpoints[path]
-        arrival = self.arrivals.start()
+            return False
         try:
-            options = endpoint.schema.model_validate(codecs.json_object(body))
-            runtime = repository.get(codecs.option(options, "model"))
-            parsed = codecs.ParsedRequest(options, runtime, size=len(body))
-            endpoint.check(parsed)
-            fields = await endpoint.work(parsed, self.metrics)
-            data = await codecs.json_answer(runtime, fields)
-        except (ServiceError, ValidationError):
-            return None  # the full path answers with the same error, as problem+json
-        finally:
-            arrival.done()
-        client_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                client_id = value
-        request_id = self.request_ids(client_id)
-        self.metrics.observe(path, runtime.name, 200, time.perf_counter() - start)
-        self.metrics.observe_express(path)
-        return request_id, data
+            data = orjson.loads(cycle.body)
+            if type(data) is not dict:
+                return False
+            name = data.get("model")
+            if name is None:
+                name = repository.default_name
+            if type(name) is not str or name not in self.models or name not in repository.models:
+                return False
+            runtime = repository.models[name]
+            job = _Job(protocol, cycle, runtime, _EMPTY, start)
+            path = cycle.scope["path"]
+            self.endpoints[path].prepare(job, data)
+        except (orjson.JSONDecodeError, _Decline, ServiceError):
+            return False
+        if len(job.x) > self.max_size:
+            return False
+        key = (path, name)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = []
+        queue.append(job)
+        if not self._scheduled:
+            self._scheduled = True
+            protocol.loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Serve every queued request: per endpoint and model, batches of up to max_size."""
+        self._scheduled = False
+        queues, self._queues = self._queues, {}
+        for (path, _), jobs in queues.items():
+            endpoint = self.endpoints[path]
+            while jobs:
+                batch, jobs = self._next_batch(jobs)
+                self._serve(path, endpoint, batch)
+
+    def _next_batch(self, jobs: list[_Job]) -> tuple[list[_Job], list[_Job]]:
+        if not self.batching:
+            return jobs[:1], jobs[1:]
+        total = 0
+        for i, job in enumerate(jobs):
+            total += len(job.x)
+            if total > self.max_size:
+                return jobs[:i], jobs[i:]
+        return jobs, []
+
+    def _serve(self, path: str, endpoint: Endpoint, batch: list[_Job]) -> None:
+        runtime = batch[0].runtime
+        x = batch[0].x if len(batch) == 1 else np.concatenate([job.x for job in batch])
+        try:
+            answers = endpoint.answers(runtime, x, batch, self.metrics)
+        except Exception as exc:
+            # Some request's values are refused (or a model call failed): alone, the good ones
+            # are answered here and the others by the full path, which names the problem.
+            if len(batch) == 1:
+                if not isinstance(exc, ServiceError):
+                    logger.warning("express lane: %s; the full path answers", exc)
+                batch[0].protocol.express_decline(batch[0].cycle)
+                return
+            for job in batch:
+                self._serve(path, endpoint, [job])
+            return
+        head = {"model": runtime.name, "version": runtime.version}
+        observe = self.metrics.observe
+        for job, fields in zip(batch, answers, strict=True):
+            data = orjson.dumps({**head, **fields}, option=_DUMPS)
+            request_id = self.request_ids(_header(job.cycle, b"x-request-id"))
+            job.protocol.express_answer(job.cycle, request_id, data)
+            observe(path, runtime.name, 200, time.perf_counter() - job.start)
+        self.metrics.observe_express(path, len(batch))
+
+
+_EMPTY: F32 = np.empty((0,), dtype=np.float32)
+
+
+def _header(cycle: RequestResponseCycle, name: bytes) -> bytes | None:
+    for key, value in cycle.scope["headers"]:
+        if key == name:
+            return value
+    return None
 
 
 def lane_of(app: Any) -> ExpressLane | None:
@@ -174,10 +367,12 @@ def lane_of(app: Any) -> ExpressLane | None:
 class ExpressProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; express requests skip the ASGI cycle (module docstring)."""
 
+    loop: asyncio.AbstractEventLoop
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lane = None if self.access_log else lane_of(self.app)
-        self.held: RequestResponseCycle | None = None
+        self.held: RequestResponseCycle | None = None  # its body is being read
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         lane = self.lane
@@ -190,7 +385,7 @@ class ExpressProtocol(HttpToolsProtocol):
             if cycle.more_body:
                 self.held = cycle  # until on_message_complete
             else:  # a pipelined request, already read
-                self._dispatch(cycle)
+                self._take(cycle)
             return
         super()._start_asgi_task(cycle, app)
 
@@ -198,7 +393,7 @@ class ExpressProtocol(HttpToolsProtocol):
         super().on_body(body)
         if self.held is not None and self.held is self.cycle:
             # uvicorn pauses reading past 64 KB until the app asks for more; the lane reads
-            # the whole body (at most LARGE_BODY, declared) before it answers.
+            # the whole body (at most LARGE_BODY, declared) first.
             self.flow.resume_reading()
 
     def on_message_complete(self) -> None:
@@ -206,31 +401,32 @@ class ExpressProtocol(HttpToolsProtocol):
         cycle = self.held
         if cycle is not None and cycle is self.cycle:
             self.held = None
-            self._dispatch(cycle)
+            self._take(cycle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.held = None
         super().connection_lost(exc)
 
-    def _dispatch(self, cycle: RequestResponseCycle) -> None:
-        task = self.loop.create_task(self._express(cycle))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    async def _express(self, cycle: RequestResponseCycle) -> None:
+    def _take(self, cycle: RequestResponseCycle) -> None:
         lane = self.lane
         assert lane is not None
         try:
-            answer = await lane.answer(cycle.scope, bytes(cycle.body))  # type: ignore[arg-type]
+            taken = lane.take(self, cycle)
         except Exception:  # a bug here must not cost the request: the full path answers
             logger.exception("express lane failed; the request goes the full path")
-            answer = None
-        if answer is None:
+            taken = False
+        if not taken:
+            self.express_decline(cycle)
+
+    def express_decline(self, cycle: RequestResponseCycle) -> None:
+        """The full path answers: the ASGI app gets the request, its body already read."""
+        if not cycle.disconnected:
             super()._start_asgi_task(cycle, self.app)
-            return
+
+    def express_answer(self, cycle: RequestResponseCycle, request_id: str, data: bytes) -> None:
+        """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
         if cycle.disconnected:
             return
-        request_id, data = answer
         head = [STATUS_LINE[200]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]

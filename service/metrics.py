@@ -101,11 +101,11 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_express(self, endpoint: str) -> None:
+    def observe_express(self, endpoint: str, n: int = 1) -> None:
         child = self._express_children.get(endpoint)
         if child is None:
             child = self._express_children[endpoint] = self.express.labels(endpoint)
-        child.inc()
+        child.inc(n)
 
     def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
         """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""

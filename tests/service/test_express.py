@@ -29,15 +29,35 @@ RID = {"x-request-id": "express-test-1"}
 CASES: list[tuple[str, Any, bool]] = [
     ("/reconstruct", {"model": "glyph", "inputs": glyphs(3).tolist()}, True),
     ("/reconstruct", {"inputs": glyphs(1).tolist()}, True),  # the default model
-    ("/reconstruct", {"model": "glyph", "inputs": glyphs(2).tolist(), "binarize": True}, True),
     ("/reconstruct", {"model": "pixels28", "inputs": np.full((2, 784), 0.25).tolist()}, True),
+    ("/reconstruct", {"model": "pixels28", "inputs": np.full((1, 28, 28), 0.5).tolist()}, True),
+    ("/anomaly-score", {"model": "glyph", "inputs": glyphs(2).tolist()}, True),
+    (
+        "/anomaly-score",
+        {
+            "model": "table",
+            "records": [
+                {"id": "a", "alpha": 10.0, "beta": -2.0, "gamma": 0.5, "delta": 100.0},
+                {"alpha": 30.0, "beta": 1.0, "gamma": 0.0, "delta": 10.0},
+                {"id": 7, "alpha": 1e30, "beta": 1.0, "gamma": 0.0, "delta": 10.0},
+            ],
+        },
+        True,
+    ),
+    (
+        "/anomaly-score",
+        {"model": "table", "records": [{"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}]},
+        True,
+    ),
+    ("/anomaly-score", {"model": "table", "inputs": [[1, 2, 3, 4], [5, 6, 7, 8]]}, True),
+    # Options other than the plain ones: the full path answers (the same bytes).
+    ("/reconstruct", {"model": "glyph", "inputs": glyphs(2).tolist(), "binarize": True}, False),
     (
         "/reconstruct",
         {"model": "glyph", "inputs": glyphs(1).tolist(), "output_format": "png"},
-        True,
+        False,
     ),
-    ("/anomaly-score", {"model": "glyph", "inputs": glyphs(2).tolist()}, True),
-    ("/anomaly-score", {"model": "glyph", "inputs": glyphs(2).tolist(), "threshold": 0.5}, True),
+    ("/anomaly-score", {"model": "glyph", "inputs": glyphs(2).tolist(), "threshold": 0.5}, False),
     (
         "/anomaly-score",
         {
@@ -48,9 +68,27 @@ CASES: list[tuple[str, Any, bool]] = [
             ],
             "top_features": 2,
         },
-        True,
+        False,
     ),
-    ("/anomaly-score", {"model": "table", "inputs": [[1, 2, 3, 4]], "ids": [7]}, True),
+    ("/anomaly-score", {"model": "table", "inputs": [[1, 2, 3, 4]], "ids": [7]}, False),
+    ("/anomaly-score", {"model": "table", "records": [{"alpha": 1, "beta": 2, "gamma": 3}]}, False),
+    (
+        "/anomaly-score",
+        {"model": "table", "records": [{"alpha": "1", "beta": 2, "gamma": 3, "delta": 4}]},
+        False,
+    ),
+    (
+        "/anomaly-score",
+        {
+            "model": "table",
+            "records": [{"id": True, "alpha": 1, "beta": 2, "gamma": 3, "delta": 4}],
+        },
+        False,
+    ),
+    ("/anomaly-score", {"model": "table", "records": []}, False),
+    ("/reconstruct", {"model": "glyph", "inputs": []}, False),
+    ("/reconstruct", {"model": "glyph", "inputs": [[True] * 35]}, False),
+    ("/reconstruct", {"model": "glyph", "inputs": glyphs(1).tolist(), "model ": "x"}, False),
     # Errors: the lane hands them to the full path, which answers problem+json.
     ("/reconstruct", {"model": "nope", "inputs": glyphs(1).tolist()}, False),
     ("/reconstruct", {"model": "glyph", "inputs": [[0.5] * 10]}, False),
@@ -203,3 +241,111 @@ def test_a_client_that_leaves_early_does_not_disturb_the_others(server: str) -> 
     with httpx.Client(base_url=server, timeout=10) as http:
         r = http.post("/reconstruct", json={"model": "glyph", "inputs": glyphs(1).tolist()})
         assert r.status_code == 200
+
+
+class FakeProtocol:
+    """What ExpressLane needs of its protocol: a loop to schedule the flush, and the two ends."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Any] = []
+        self.loop = self
+        self.answers: dict[int, tuple[str, bytes]] = {}
+        self.declined: list[int] = []
+
+    def call_soon(self, callback: Any) -> None:
+        self.scheduled.append(callback)
+
+    def express_answer(self, cycle: Any, request_id: str, data: bytes) -> None:
+        self.answers[cycle.number] = (request_id, data)
+
+    def express_decline(self, cycle: Any) -> None:
+        self.declined.append(cycle.number)
+
+
+class FakeCycle:
+    def __init__(self, number: int, path: str, body: Any) -> None:
+        self.number = number
+        self.body = bytearray(raw_body(body))
+        self.scope = {"path": path, "headers": [(b"x-request-id", f"r{number}".encode())]}
+
+
+def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_request(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(3)
+    bodies: list[tuple[str, Any]] = [
+        ("/reconstruct", {"model": "pixels28", "inputs": rng.random((n, 784)).tolist()})
+        for n in (1, 3, 1, 2)
+    ]
+    bodies.insert(2, ("/reconstruct", {"model": "pixels28", "inputs": [[7.0] * 784]}))  # range
+    records = [{"alpha": float(a), "beta": -2.0, "gamma": 0.5, "delta": 100.0} for a in range(5)]
+    bodies += [("/anomaly-score", {"model": "table", "records": records[:k]}) for k in (1, 2, 2)]
+    bodies.append(("/anomaly-score", {"model": "table", "records": [{"id": 3, **records[4]}]}))
+    with make_client() as client:
+        lane = client.app.express
+        repository = client.app.state.load.repository
+        calls: dict[str, list[int]] = {"pixels28": [], "table": []}
+        for name, log in calls.items():
+            runtime = repository.models[name]
+            monkeypatch.setattr(
+                runtime,
+                "infer",
+                lambda op, x, f=runtime.infer, log=log: log.append(len(x)) or f(op, x),
+            )
+        protocol = FakeProtocol()
+        for i, (path, body) in enumerate(bodies):
+            assert lane.takes(
+                {
+                    "method": "POST",
+                    "path": path,
+                    "query_string": b"",
+                    "root_path": "",
+                    "headers": [(b"content-length", b"10")],
+                }
+            )
+            assert lane.take(protocol, FakeCycle(i, path, body))
+        assert len(protocol.scheduled) == 1  # one flush for all of them
+        protocol.scheduled[0]()
+        assert protocol.declined == [2]  # the out-of-range request: the full path answers it
+        # One ONNX call for the table's requests together. The images' batch was refused before
+        # its call (one request's values are out of range), so each image request ran alone.
+        assert calls["table"] == [6]
+        assert calls["pixels28"] == [1, 3, 1, 2]
+        for i, (path, body) in enumerate(bodies):
+            if i == 2:
+                continue
+            want = client.post(path, json=body)
+            request_id, data = protocol.answers[i]
+            assert request_id == f"r{i}" and data == want.content, (path, body)
+
+
+def test_a_flush_runs_up_to_max_size_samples_per_onnx_call(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    sizes = [3, 1, 2, 4, 1, 3]
+    bodies = [{"model": "pixels28", "inputs": rng.random((n, 784)).tolist()} for n in sizes]
+    with make_client(batch_max_size=8) as client:
+        lane = client.app.express
+        runtime = client.app.state.load.repository.models["pixels28"]
+        calls: list[int] = []
+        infer = runtime.infer
+        monkeypatch.setattr(runtime, "infer", lambda op, x: calls.append(len(x)) or infer(op, x))
+        protocol = FakeProtocol()
+        for i, body in enumerate(bodies):
+            assert lane.take(protocol, FakeCycle(i, "/reconstruct", body))
+        protocol.scheduled[0]()
+        assert calls == [6, 8]  # 3+1+2, then 4+1+3: whole requests, at most 8 samples
+        for i, body in enumerate(bodies):
+            assert protocol.answers[i][1] == client.post("/reconstruct", json=body).content
+    with make_client(batching=False) as client:
+        lane = client.app.express
+        runtime = client.app.state.load.repository.models["pixels28"]
+        calls.clear()
+        infer = runtime.infer
+        monkeypatch.setattr(runtime, "infer", lambda op, x: calls.append(len(x)) or infer(op, x))
+        protocol = FakeProtocol()
+        for i, body in enumerate(bodies):
+            assert lane.take(protocol, FakeCycle(i, "/reconstruct", body))
+        protocol.scheduled[0]()
+        assert calls == sizes  # batching off: each request its own call
