@@ -302,7 +302,7 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
         except OverflowError:  # an integer beyond float64: the per-value loop makes it inf
             pass
         else:
-            return _to_float32(out)
+            return to_float32(out)
     return _records_one_by_one(runtime, features, records)
 
 
@@ -331,10 +331,10 @@ def _records_one_by_one(runtime: ModelRuntime, features: list[str], records: lis
                 out[i, index[key]] = value
             except OverflowError:  # an integer beyond float64: reported as non-finite later
                 out[i, index[key]] = np.inf
-    return _to_float32(out)
+    return to_float32(out)
 
 
-def _to_float32(out: npt.NDArray[np.float64]) -> F32:
+def to_float32(out: npt.NDArray[np.float64]) -> F32:
     with np.errstate(over="ignore"):  # beyond float32 -> inf, reported as non-finite
         result: F32 = out.astype(np.float32)
     return result

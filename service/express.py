@@ -41,7 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
+import simdjson
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -75,8 +77,10 @@ class _Job:
     runtime: ModelRuntime
     x: F32
     start: float
+    n: int = 0  # samples
     ids: list[tabular.Id] | None = None
-    checked: bool = False  # tabular: the raw values were checked finite
+    # Tabular records: the raw rows in feature order, made into an array with the batch's.
+    rows: list[list[Any]] | None = None
 
 
 # -- endpoints: a request's body -> its inputs; a batch -> each request's answer ----------------
@@ -103,6 +107,52 @@ def _reconstruct_job(job: _Job, data: dict[str, Any]) -> None:
     if data.keys() - {"model", "inputs"}:
         raise _Decline
     job.x = _inputs(job.runtime, data.get("inputs"))
+    job.n = len(job.x)
+
+
+_PARSER = simdjson.Parser()
+_FLAT_KEYS = frozenset(("model", "inputs"))
+_EXACT = float(2**53)  # integers beyond: numpy's int64 -> float32 may round differently
+
+
+def _flat_body(body: bytearray) -> tuple[Any, npt.NDArray[np.float64]] | None:
+    """``{"model"?: ..., "inputs": [[numbers...], ...]}`` (rows of one flat width) parsed
+    straight into float64 ``[N, width]`` with simdjson, or None for any other body.
+
+    Exactly the values orjson and numpy give (both parse numbers correctly rounded); the
+    structure is checked strictly: N rows, each an array of ``width`` numbers and no other
+    array anywhere in the body (its count of ``[`` is N + 1).
+    """
+    try:
+        doc = _PARSER.parse(body)
+        if not isinstance(doc, simdjson.Object):
+            return None
+        keys = list(doc.keys())
+        if "inputs" not in keys or not _FLAT_KEYS.issuperset(keys) or len(set(keys)) != len(keys):
+            return None  # (a repeated key: orjson keeps the last, simdjson finds the first)
+        model = doc.get("model")
+        if model is not None and type(model) is not str:
+            return None
+        inputs = doc["inputs"]
+        if not isinstance(inputs, simdjson.Array):
+            return None
+        n = len(inputs)
+        if n == 0 or body.count(b"[") != n + 1:
+            return None
+        flat = np.frombuffer(inputs.as_buffer(of_type="d"), dtype=np.float64)
+        width = flat.size // n
+        if width == 0 or flat.size != n * width:
+            return None
+        for row in inputs:
+            if not isinstance(row, simdjson.Array) or len(row) != width:
+                return None
+    except (ValueError, TypeError, RuntimeError, KeyError):
+        return None
+    finally:
+        doc = inputs = row = None  # the parser is reused: its proxies must be gone
+    if not (flat.min() > -_EXACT and flat.max() < _EXACT):
+        return None
+    return model, flat.reshape(n, width)
 
 
 def _anomaly_job(job: _Job, data: dict[str, Any]) -> None:
@@ -110,18 +160,50 @@ def _anomaly_job(job: _Job, data: dict[str, Any]) -> None:
     keys = data.keys() - {"model"}
     if keys == {"inputs"}:
         job.x = _inputs(runtime, data["inputs"])
+        job.n = len(job.x)
         if runtime.kind == "tabular":
             tabular.check_finite(runtime, job.x, records=False)  # raises: the full path says it
-            job.checked = True
     elif keys == {"records"} and runtime.kind == "tabular":
         records, job.ids = tabular.split_ids(runtime, data["records"])
-        if type(records) is not list or not records:
-            raise _Decline
-        job.x = codecs.records_to_array(runtime, records)
-        tabular.check_finite(runtime, job.x, records=True)
-        job.checked = True
+        job.rows = _rows(runtime, records)
+        job.n = len(job.rows)
     else:
         raise _Decline
+
+
+def _rows(runtime: ModelRuntime, records: Any) -> list[list[Any]]:
+    """The records' values in feature order, when every record has exactly the features and
+    only numbers (codecs.records_to_array's common case); anything else: the full path."""
+    if type(records) is not list or not 0 < len(records) <= runtime.max_batch:
+        raise _Decline
+    keys, features = runtime.feature_set, runtime.features or []
+    rows = []
+    for record in records:
+        if type(record) is not dict or record.keys() != keys:
+            raise _Decline
+        row = [record[f] for f in features]
+        if not _NUMBERS.issuperset(map(type, row)):
+            raise _Decline
+        rows.append(row)
+    return rows
+
+
+def _batch_inputs(runtime: ModelRuntime, jobs: list[_Job]) -> F32:
+    """The batch's wire inputs; records of all its requests become one array (as
+    codecs.records_to_array makes them: float64, then float32), checked finite."""
+    rows = [row for job in jobs if job.rows is not None for row in job.rows]
+    if not rows:
+        return jobs[0].x if len(jobs) == 1 else np.concatenate([job.x for job in jobs])
+    table = codecs.to_float32(np.array(rows, dtype=np.float64))  # OverflowError: retried alone
+    tabular.check_finite(runtime, table, records=True)
+    a = 0
+    for job in jobs:
+        if job.rows is not None:
+            job.x = table[a : a + len(job.rows)]
+            a += len(job.rows)
+    if a == len(table) and len(jobs) == 1:
+        return table
+    return np.concatenate([job.x for job in jobs])
 
 
 def _reconstruct_answers(
@@ -139,19 +221,16 @@ def _anomaly_answers(
         return _tabular_answers(runtime, x, jobs, metrics)
     xm = runtime.to_model_space(x)
     res = runtime._anomaly(runtime._reconstruction(xm, runtime.infer("forward", xm)[0]), None)
-    out = []
-    for a, b in _bounds(jobs):
-        flags = res.is_anomaly[a:b]
-        metrics.observe_anomalies(runtime.name, flags)
-        out.append(
-            {
-                "scores": res.scores[a:b],
-                "threshold": res.threshold,
-                "is_anomaly": flags,
-                "percentiles": res.percentiles[a:b],
-            }
-        )
-    return out
+    metrics.observe_anomalies(runtime.name, res.is_anomaly)
+    return [
+        {
+            "scores": res.scores[a:b],
+            "threshold": res.threshold,
+            "is_anomaly": res.is_anomaly[a:b],
+            "percentiles": res.percentiles[a:b],
+        }
+        for a, b in _bounds(jobs)
+    ]
 
 
 def _tabular_answers(
@@ -163,29 +242,26 @@ def _tabular_answers(
     if any(job.ids is not None for job in jobs):
         ids = []
         for job in jobs:
-            ids.extend(job.ids if job.ids is not None else [None] * len(job.x))
+            ids.extend(job.ids if job.ids is not None else [None] * job.n)
     rows = tabular.results(runtime, explained, ids, tabular.top_count(runtime, None))
     res = explained.result
-    out = []
-    for a, b in _bounds(jobs):
-        flags = res.is_anomaly[a:b]
-        metrics.observe_anomalies(runtime.name, flags)
-        out.append(
-            {
-                "scores": res.scores[a:b],
-                "threshold": res.threshold,
-                "is_anomaly": flags,
-                "percentiles": res.percentiles[a:b],
-                "results": rows[a:b],
-            }
-        )
-    return out
+    metrics.observe_anomalies(runtime.name, res.is_anomaly)
+    return [
+        {
+            "scores": res.scores[a:b],
+            "threshold": res.threshold,
+            "is_anomaly": res.is_anomaly[a:b],
+            "percentiles": res.percentiles[a:b],
+            "results": rows[a:b],
+        }
+        for a, b in _bounds(jobs)
+    ]
 
 
 def _bounds(jobs: list[_Job]) -> list[tuple[int, int]]:
     out, a = [], 0
     for job in jobs:
-        b = a + len(job.x)
+        b = a + job.n
         out.append((a, b))
         a = b
     return out
@@ -269,22 +345,36 @@ class ExpressLane:
         repository = self.load.repository
         if repository is None:
             return False
+        path = cycle.scope["path"]
+        body = cycle.body
         try:
-            data = orjson.loads(cycle.body)
-            if type(data) is not dict:
-                return False
-            name = data.get("model")
+            flat = _flat_body(body) if len(body) > _FLAT_MIN else None
+            if flat is not None:  # a large flat array of numbers: straight into numpy
+                name, rows = flat
+                data = None
+            else:
+                data = orjson.loads(body)
+                if type(data) is not dict:
+                    return False
+                name = data.get("model")
             if name is None:
                 name = repository.default_name
             if type(name) is not str or name not in self.models or name not in repository.models:
                 return False
             runtime = repository.models[name]
             job = _Job(protocol, cycle, runtime, _EMPTY, start)
-            path = cycle.scope["path"]
-            self.endpoints[path].prepare(job, data)
+            if data is None:
+                job.x = _flat_inputs(runtime, rows)
+                job.n = len(job.x)
+                if runtime.kind == "tabular":
+                    if path != "/anomaly-score":
+                        raise _Decline
+                    tabular.check_finite(runtime, job.x, records=False)
+            else:
+                self.endpoints[path].prepare(job, data)
         except (orjson.JSONDecodeError, _Decline, ServiceError):
             return False
-        if len(job.x) > self.max_size:
+        if job.n > self.max_size:
             return False
         key = (path, name)
         queue = self._queues.get(key)
@@ -311,15 +401,15 @@ class ExpressLane:
             return jobs[:1], jobs[1:]
         total = 0
         for i, job in enumerate(jobs):
-            total += len(job.x)
+            total += job.n
             if total > self.max_size:
                 return jobs[:i], jobs[i:]
         return jobs, []
 
     def _serve(self, path: str, endpoint: Endpoint, batch: list[_Job]) -> None:
         runtime = batch[0].runtime
-        x = batch[0].x if len(batch) == 1 else np.concatenate([job.x for job in batch])
         try:
+            x = _batch_inputs(runtime, batch)
             answers = endpoint.answers(runtime, x, batch, self.metrics)
         except Exception as exc:
             # Some request's values are refused (or a model call failed): alone, the good ones
@@ -333,16 +423,30 @@ class ExpressLane:
                 self._serve(path, endpoint, [job])
             return
         head = {"model": runtime.name, "version": runtime.version}
-        observe = self.metrics.observe
         for job, fields in zip(batch, answers, strict=True):
             data = orjson.dumps({**head, **fields}, option=_DUMPS)
             request_id = self.request_ids(_header(job.cycle, b"x-request-id"))
             job.protocol.express_answer(job.cycle, request_id, data)
-            observe(path, runtime.name, 200, time.perf_counter() - job.start)
+        now = time.perf_counter()
+        self.metrics.observe_many(path, runtime.name, 200, [now - job.start for job in batch])
         self.metrics.observe_express(path, len(batch))
 
 
 _EMPTY: F32 = np.empty((0,), dtype=np.float32)
+# Bodies above this size try the simdjson path first (below, orjson is as fast).
+_FLAT_MIN = 2048
+
+
+def _flat_inputs(runtime: ModelRuntime, rows: npt.NDArray[np.float64]) -> F32:
+    """Flat rows [N, width] as the model's inputs (codecs.array_from_json's float32 cast)."""
+    if rows.shape[1] != runtime.size:
+        raise _Decline
+    with np.errstate(over="ignore"):  # beyond float32 range -> inf, refused as non-finite
+        x: F32 = rows.astype(np.float32).reshape((rows.shape[0], *runtime.shape))
+    return x
+
+
+_NUMBERS = frozenset((int, float))
 
 
 def _header(cycle: RequestResponseCycle, name: bytes) -> bytes | None:

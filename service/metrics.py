@@ -89,6 +89,19 @@ class Metrics:
         self._anomaly_children: dict[str, tuple[Counter, Counter]] = {}  # by model name
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        children = self._labelled(endpoint, model, status)
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_many(self, endpoint: str, model: str, status: int, seconds: list[float]) -> None:
+        """:meth:`observe` for several requests at once (one counter update)."""
+        children = self._labelled(endpoint, model, status)
+        children[0].inc(len(seconds))
+        histogram = children[1]
+        for value in seconds:
+            histogram.observe(value)
+
+    def _labelled(self, endpoint: str, model: str, status: int) -> tuple[Counter, Histogram]:
         key = (endpoint, model, status)
         children = self._children.get(key)
         if children is None:
@@ -98,8 +111,7 @@ class Metrics:
                 self.latency.labels(endpoint, model, code),
             )
             self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        return children
 
     def observe_express(self, endpoint: str, n: int = 1) -> None:
         child = self._express_children.get(endpoint)

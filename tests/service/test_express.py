@@ -349,3 +349,67 @@ def test_a_flush_runs_up_to_max_size_samples_per_onnx_call(
             assert lane.take(protocol, FakeCycle(i, "/reconstruct", body))
         protocol.scheduled[0]()
         assert calls == sizes  # batching off: each request its own call
+
+
+def _flat(rows: Any) -> str:
+    return json.dumps(rows)
+
+
+FLAT = np.random.default_rng(5).random((3, 784)).round(5).tolist()
+FLAT_TEXT = _flat(FLAT)
+# Bodies over 2 KB in the flat form are parsed by simdjson: the same answers as orjson's, and
+# anything structurally off goes to orjson and, if need be, the full path.
+SIMD_CASES: list[tuple[str, str, bool]] = [
+    ("/reconstruct", '{"model": "pixels28", "inputs": ' + FLAT_TEXT + "}", True),
+    ("/reconstruct", '{\n  "inputs" : ' + FLAT_TEXT + ' ,\n  "model":"pixels28"\n}', True),
+    ("/anomaly-score", '{"model": "pixels28", "inputs": ' + FLAT_TEXT + "}", True),
+    ("/reconstruct", '{"model": "pixels28", "inputs": ' + _flat([[0, 1] * 392]) + "}", True),
+    (
+        "/anomaly-score",
+        '{"model": "table", "inputs": '
+        + _flat([[1.123456, -2.123456, 300.123456, 4.123456]] * 60)
+        + "}",
+        True,
+    ),
+    # a repeated key: orjson (and so the full path) keeps the last one
+    (
+        "/reconstruct",
+        '{"model": "nope", "model": "pixels28", "inputs": ' + FLAT_TEXT + "}",
+        True,
+    ),
+    ("/reconstruct", '{"model": "pixels28", "inputs": ' + FLAT_TEXT + ', "inputs": [[1]]}', False),
+    # integers beyond 2**53, numbers beyond float32, ragged and nested rows, non-numbers
+    (
+        "/reconstruct",
+        '{"model": "pixels28", "inputs": [[9007199254740993' + ", 0" * 783 + "]]}",
+        False,
+    ),
+    ("/reconstruct", '{"model": "pixels28", "inputs": [[1e39' + ", 0" * 783 + "]]}", False),
+    ("/reconstruct", '{"model": "pixels28", "inputs": [[0.5' + ", 0" * 782 + "], [0.5]]}", False),
+    ("/reconstruct", '{"model": "pixels28", "inputs": [[[], [1, 2]' + ", 0" * 782 + "]]}", False),
+    ("/reconstruct", '{"model": "pixels28", "inputs": [["0.5"' + ", 0" * 783 + "]]}", False),
+    ("/reconstruct", '{"model": "pixels28", "inputs": [[NaN' + ", 0" * 783 + "]]}", False),
+    ("/reconstruct", '{"model": 5, "inputs": ' + FLAT_TEXT + "}", False),
+    ("/reconstruct", '{"model": ["pixels28"], "inputs": ' + FLAT_TEXT + "}", False),
+    ("/reconstruct", '{"model": "pixels28", "inputs": ' + FLAT_TEXT + ', "binarize": 1}', False),
+    ("/reconstruct", '{"model": "glyph", "inputs": ' + FLAT_TEXT + "}", False),
+    ("/reconstruct", "[" + FLAT_TEXT + "]", False),
+]
+
+
+@pytest.mark.slow
+def test_large_flat_bodies_read_by_simdjson_answer_like_the_full_path(
+    server: str, make_client: ClientFactory
+) -> None:
+    headers = {**RID, "content-type": "application/json"}
+    with make_client() as local, httpx.Client(base_url=server, timeout=10) as http:
+        for i, (path, text, taken) in enumerate(SIMD_CASES):
+            assert len(text) > 2048, i
+            before = express_count(http)
+            live = http.post(path, content=text.encode(), headers=headers)
+            want = local.post(path, content=text.encode(), headers=headers)
+            assert answer(live) == answer(want), (i, live.text[:300])
+            assert express_count(http) - before == (1 if taken else 0), i
+            # The parser is reused: a refused body must not leave it unusable.
+            ok = http.post(path, content=SIMD_CASES[0][1].encode(), headers=headers)
+            assert ok.status_code == 200
