@@ -73,7 +73,7 @@ class _Job:
     """One request on the lane: where to answer, and its inputs [n, ...] (wire space)."""
 
     protocol: ExpressProtocol
-    cycle: RequestResponseCycle
+    cycle: Cycle
     runtime: ModelRuntime
     x: F32
     start: float
@@ -339,7 +339,7 @@ class ExpressLane:
                 return False
         return length is not None and 0 < length <= self.max_body
 
-    def take(self, protocol: ExpressProtocol, cycle: RequestResponseCycle) -> bool:
+    def take(self, protocol: ExpressProtocol, cycle: Cycle) -> bool:
         """Queue a request whose body is in; False: the full path answers it."""
         start = time.perf_counter()
         repository = self.load.repository
@@ -449,7 +449,7 @@ def _flat_inputs(runtime: ModelRuntime, rows: npt.NDArray[np.float64]) -> F32:
 _NUMBERS = frozenset((int, float))
 
 
-def _header(cycle: RequestResponseCycle, name: bytes) -> bytes | None:
+def _header(cycle: Cycle, name: bytes) -> bytes | None:
     for key, value in cycle.scope["headers"]:
         if key == name:
             return value
@@ -468,6 +468,35 @@ def lane_of(app: Any) -> ExpressLane | None:
     return None
 
 
+class _NoEvent:
+    """uvicorn's protocol sets its cycle's event on disconnects; nobody waits on a held one."""
+
+    @staticmethod
+    def set() -> None:
+        pass
+
+
+class _Held:
+    """A request held for the lane: the parts of uvicorn's RequestResponseCycle its protocol
+    touches (the real one, with its asyncio.Event, is made only if the full path answers)."""
+
+    __slots__ = ("body", "disconnected", "keep_alive", "more_body", "response_complete", "scope")
+
+    message_event = _NoEvent
+    waiting_for_100_continue = False
+
+    def __init__(self, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.more_body = True
+        self.disconnected = False
+        self.response_complete = False
+
+
+Cycle = RequestResponseCycle | _Held
+
+
 class ExpressProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; express requests skip the ASGI cycle (module docstring)."""
 
@@ -476,42 +505,75 @@ class ExpressProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lane = None if self.access_log else lane_of(self.app)
-        self.held: RequestResponseCycle | None = None  # its body is being read
+        self.held: Cycle | None = None  # its body is being read
+
+    def on_headers_complete(self) -> None:
+        """An express request is held in a :class:`_Held` (uvicorn's own steps otherwise)."""
+        lane, parser, url = self.lane, self.parser, self.url
+        if (
+            lane is None
+            or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
+            or self.expect_100_continue
+            or self.limit_concurrency is not None
+            or self.root_path
+            or parser.get_method() != b"POST"
+            or not url.startswith(b"/")
+            or b"?" in url
+            or b"%" in url
+            or not url.isascii()
+            or parser.should_upgrade()
+        ):
+            super().on_headers_complete()
+            return
+        scope = self.scope
+        version = parser.get_http_version()
+        scope["method"] = "POST"
+        if version != "1.1":
+            scope["http_version"] = version
+        scope["path"] = url.decode("ascii")
+        scope["raw_path"] = url
+        scope["query_string"] = b""
+        if not lane.takes(scope):  # type: ignore[arg-type]
+            super().on_headers_complete()  # (sets the same scope fields again)
+            return
+        held = _Held(scope, version != "1.0" and parser.should_keep_alive())  # type: ignore[arg-type]
+        self.cycle = self.held = held  # type: ignore[assignment]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # A pipelined request, started by uvicorn once the one before it is answered.
         lane = self.lane
         if (
             lane is not None
             and app is self.app  # not uvicorn's 503 app (limit_concurrency)
+            and not cycle.more_body
             and not cycle.waiting_for_100_continue
             and lane.takes(cycle.scope)  # type: ignore[arg-type]
         ):
-            if cycle.more_body:
-                self.held = cycle  # until on_message_complete
-            else:  # a pipelined request, already read
-                self._take(cycle)
+            self._take(cycle)
             return
         super()._start_asgi_task(cycle, app)
 
     def on_body(self, body: bytes) -> None:
+        held = self.held
+        if held is not None and held is self.cycle:
+            held.body += body  # at most LARGE_BODY (declared): read whole, no pause
+            return
         super().on_body(body)
-        if self.held is not None and self.held is self.cycle:
-            # uvicorn pauses reading past 64 KB until the app asks for more; the lane reads
-            # the whole body (at most LARGE_BODY, declared) first.
-            self.flow.resume_reading()
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
-        cycle = self.held
-        if cycle is not None and cycle is self.cycle:
+        held = self.held
+        if held is not None and held is self.cycle:
             self.held = None
-            self._take(cycle)
+            held.more_body = False
+            self._take(held)
+            return
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.held = None
         super().connection_lost(exc)
 
-    def _take(self, cycle: RequestResponseCycle) -> None:
+    def _take(self, cycle: Cycle) -> None:
         lane = self.lane
         assert lane is not None
         try:
@@ -522,12 +584,32 @@ class ExpressProtocol(HttpToolsProtocol):
         if not taken:
             self.express_decline(cycle)
 
-    def express_decline(self, cycle: RequestResponseCycle) -> None:
+    def express_decline(self, cycle: Cycle) -> None:
         """The full path answers: the ASGI app gets the request, its body already read."""
-        if not cycle.disconnected:
-            super()._start_asgi_task(cycle, self.app)
+        if cycle.disconnected:
+            return
+        if isinstance(cycle, _Held):
+            real = RequestResponseCycle(
+                scope=cycle.scope,  # type: ignore[arg-type]
+                transport=self.transport,
+                flow=self.flow,
+                logger=self.logger,
+                access_logger=self.access_logger,
+                access_log=self.access_log,
+                default_headers=self.server_state.default_headers,
+                message_event=asyncio.Event(),
+                expect_100_continue=False,
+                keep_alive=cycle.keep_alive,
+                on_response=self.on_response_complete,
+            )
+            real.body, real.more_body = cycle.body, False
+            real.message_event.set()  # the body is in (uvicorn sets it on message complete)
+            if self.cycle is cycle:  # type: ignore[comparison-overlap]
+                self.cycle = real
+            cycle = real
+        super()._start_asgi_task(cycle, self.app)
 
-    def express_answer(self, cycle: RequestResponseCycle, request_id: str, data: bytes) -> None:
+    def express_answer(self, cycle: Cycle, request_id: str, data: bytes) -> None:
         """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
         if cycle.disconnected:
             return
@@ -538,13 +620,16 @@ class ExpressProtocol(HttpToolsProtocol):
             b"content-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n"
             % (len(data), request_id.encode("latin-1"))
         )
-        if not cycle.keep_alive:
+        keep_alive = cycle.keep_alive
+        if not keep_alive:
             head.append(b"connection: close\r\n")
         head += [b"\r\n", data]
-        cycle.response_started = cycle.response_complete = True
+        cycle.response_complete = True
         cycle.body = bytearray()
         self.transport.write(b"".join(head))
-        cycle.message_event.set()
-        if not cycle.keep_alive:
+        if isinstance(cycle, RequestResponseCycle):
+            cycle.response_started = True
+            cycle.message_event.set()
+        if not keep_alive:
             self.transport.close()
-        cycle.on_response()
+        self.on_response_complete()
