@@ -93,8 +93,9 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
         )
         if settings.batching:
             batching.attach(repository, options, timings, arrivals)
-        if app.express is not None:
-            # The models small enough to run on the event loop take the express lane.
+        if app.express is not None and settings.batching:
+            # The models small enough to run on the event loop take the express lane (a
+            # batching design: with batching off every request takes the full path).
             app.express.open(frozenset(n for n, s in timings.items() if s <= options.inline_max_s))
         state.repository = repository
         logger.info(
@@ -161,7 +162,6 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             max_body_bytes=settings.max_body_bytes,
             cors=bool(settings.cors_origins),
             max_size=settings.batch_max_size,
-            batching=settings.batching,
         )
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

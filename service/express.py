@@ -13,8 +13,9 @@ model's own work for a small model. The lane does for the most common requests w
   loop runs every ready socket's read callbacks first, so a flush takes every request read in
   that turn): per model, up to ``AESERVE_BATCH_MAX_SIZE`` samples are checked, converted,
   scored and explained with the runtime's own functions on the whole batch at once, one ONNX
-  call, then each request gets its rows as JSON in one write. With batching off, each request
-  is its own batch.
+  call, then each request gets its rows as JSON in one write. The lane is a batching design:
+  with ``AESERVE_BATCHING=false`` it is off (every request takes the full path, one ONNX call
+  each in the thread pool).
 - Only models whose one-sample forward pass is within ``AESERVE_BATCH_INLINE_MAX_US`` (the
   ones the batcher already runs on the event loop) take the lane; larger models keep the
   inference thread.
@@ -295,7 +296,6 @@ class ExpressLane:
         max_body_bytes: int,
         cors: bool,
         max_size: int,
-        batching: bool,
     ) -> None:
         self.load = load
         self.metrics = metrics
@@ -303,7 +303,6 @@ class ExpressLane:
         self.max_body = min(max_body_bytes, codecs.LARGE_BODY)
         self.cors = cors
         self.max_size = max_size  # samples per ONNX call (larger requests: the full path)
-        self.batching = batching  # off: each request its own ONNX call
         self.endpoints = ENDPOINTS
         self.models: frozenset[str] = frozenset()  # set once loaded: models small enough
         self._queues: dict[tuple[str, str], list[_Job]] = {}
@@ -397,8 +396,6 @@ class ExpressLane:
                 self._serve(path, endpoint, batch)
 
     def _next_batch(self, jobs: list[_Job]) -> tuple[list[_Job], list[_Job]]:
-        if not self.batching:
-            return jobs[:1], jobs[1:]
         total = 0
         for i, job in enumerate(jobs):
             total += job.n
