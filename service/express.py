@@ -16,8 +16,8 @@ model's own work for a small model. The lane does for the most common requests w
   call, then each request gets its rows as JSON in one write. The lane is a batching design:
   with ``AESERVE_BATCHING=false`` it is off (every request takes the full path, one ONNX call
   each in the thread pool).
-- Only models whose one-sample forward pass is within ``AESERVE_BATCH_INLINE_MAX_US`` (the
-  ones the batcher already runs on the event loop) take the lane; larger models keep the
+- Only models whose forward pass on a full batch is within ``AESERVE_BATCH_INLINE_MAX_US``
+  (the ones the batcher already runs on the event loop) take the lane; larger models keep the
   inference thread.
 
 The lane answers only 200s. Whatever it does not recognise falls back to the full path — a
@@ -365,10 +365,8 @@ class ExpressLane:
             if data is None:
                 job.x = _flat_inputs(runtime, rows)
                 job.n = len(job.x)
-                if runtime.kind == "tabular":
-                    if path != "/anomaly-score":
-                        raise _Decline
-                    tabular.check_finite(runtime, job.x, records=False)
+                if runtime.kind == "tabular" and path == "/anomaly-score":
+                    tabular.check_finite(runtime, job.x, records=False)  # as _anomaly_job
             else:
                 self.endpoints[path].prepare(job, data)
         except (orjson.JSONDecodeError, _Decline, ServiceError):
@@ -412,8 +410,8 @@ class ExpressLane:
             # Some request's values are refused (or a model call failed): alone, the good ones
             # are answered here and the others by the full path, which names the problem.
             if len(batch) == 1:
-                if not isinstance(exc, ServiceError):
-                    logger.warning("express lane: %s; the full path answers", exc)
+                if not isinstance(exc, ServiceError | OverflowError):  # not a client's value
+                    logger.warning("express lane: %r; the full path answers", exc)
                 batch[0].protocol.express_decline(batch[0].cycle)
                 return
             for job in batch:
@@ -421,9 +419,13 @@ class ExpressLane:
             return
         head = {"model": runtime.name, "version": runtime.version}
         for job, fields in zip(batch, answers, strict=True):
-            data = orjson.dumps({**head, **fields}, option=_DUMPS)
-            request_id = self.request_ids(_header(job.cycle, b"x-request-id"))
-            job.protocol.express_answer(job.cycle, request_id, data)
+            try:
+                data = orjson.dumps({**head, **fields}, option=_DUMPS)
+                request_id = self.request_ids(_header(job.cycle, b"x-request-id"))
+                job.protocol.express_answer(job.cycle, request_id, data)
+            except Exception:  # this request alone; the batch's others are still answered
+                logger.exception("express lane: answering a request failed")
+                job.protocol.transport.close()
         now = time.perf_counter()
         self.metrics.observe_many(path, runtime.name, 200, [now - job.start for job in batch])
         self.metrics.observe_express(path, len(batch))
@@ -608,7 +610,7 @@ class ExpressProtocol(HttpToolsProtocol):
 
     def express_answer(self, cycle: Cycle, request_id: str, data: bytes) -> None:
         """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
-        if cycle.disconnected:
+        if cycle.disconnected or self.transport.is_closing():
             return
         head = [STATUS_LINE[200]]
         for name, value in self.server_state.default_headers:

@@ -234,14 +234,13 @@ class ModelRuntime:
         z = self._run(self._encoder, self._encoder_outputs[:1], {"x": x})[0]
         return self._run(self._decoder, ["x_hat"], {"z": z})
 
-    def forward_seconds(self, repeats: int = 15) -> float:
-        """Shortest wall time of :meth:`infer` ``forward`` on one sample (mid-range values).
+    def forward_seconds(self, samples: int = 1, repeats: int = 15) -> float:
+        """Shortest wall time of :meth:`infer` ``forward`` on ``samples`` mid-range samples.
 
         The minimum, not the median: the call's own cost, which other processes on a shared
-        machine can only lengthen (with the median, a busy start-up moved a 70 µs model across
-        the 100 µs inline bound from one start to the next)."""
+        machine can only lengthen."""
         lo, hi = self._range or (0.0, 0.0)
-        x = np.full((1, *self.shape), (lo + hi) / 2, dtype=np.float32)
+        x = np.full((samples, *self.shape), (lo + hi) / 2, dtype=np.float32)
         self.infer("forward", x)  # warm-up: the first run allocates
         times = []
         for _ in range(repeats):

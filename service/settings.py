@@ -88,10 +88,11 @@ class Settings(BaseSettings):
     batch_queue_limit: int = Field(4096, ge=1)
     """Most samples queued per model; beyond it requests get 503 with Retry-After."""
 
-    batch_inline_max_us: int = Field(100, ge=0, le=1_000_000)
-    """Models whose one-sample forward pass (timed at load) takes at most this many microseconds
-    run a request's ONNX call inline on the event loop when nothing is queued or running: the
-    hand-off to the inference thread costs more than such a call (0: always hand off)."""
+    batch_inline_max_us: int = Field(5000, ge=0, le=1_000_000)
+    """Models whose forward pass on a full batch (``batch_max_size`` samples, timed at load)
+    takes at most this many microseconds run their batches inline on the event loop (and take
+    the express lane): the hand-off to the inference thread costs more than their calls, and
+    the loop waits at most this long for a batch (0: always hand off)."""
 
     fast_path: bool = True
     """Serve the inference POSTs through the lean dispatcher (service.fastpath): the same route

@@ -406,3 +406,34 @@ def test_large_flat_bodies_read_by_simdjson_answer_like_the_full_path(
             # The parser is reused: a refused body must not leave it unusable.
             ok = http.post(path, content=SIMD_CASES[0][1].encode(), headers=headers)
             assert ok.status_code == 200
+
+
+def test_a_request_whose_answer_cannot_be_written_does_not_cost_the_others(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(FakeProtocol):
+        """Its transport fails on write, as a socket closed under uvloop does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.closed = False
+            self.transport = self
+
+        def express_answer(self, cycle: Any, request_id: str, data: bytes) -> None:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+        def close(self) -> None:
+            self.closed = True
+
+    bodies = [{"model": "pixels28", "inputs": np.full((1, 784), v).tolist()} for v in (0.1, 0.2)]
+    with make_client() as client:
+        lane = client.app.express
+        good, broken = FakeProtocol(), Broken()
+        assert lane.take(broken, FakeCycle(0, "/reconstruct", bodies[0]))
+        assert lane.take(good, FakeCycle(1, "/reconstruct", bodies[1]))
+        broken.scheduled[0]()  # one flush serves both (scheduled by the first)
+        assert (
+            broken.closed
+            and good.answers[1][1] == client.post("/reconstruct", json=bodies[1]).content
+        )
+        assert "answering a request failed" in caplog.text
