@@ -223,15 +223,7 @@ def _anomaly_answers(
     xm = runtime.to_model_space(x)
     res = runtime._anomaly(runtime._reconstruction(xm, runtime.infer("forward", xm)[0]), None)
     metrics.observe_anomalies(runtime.name, res.is_anomaly)
-    return [
-        {
-            "scores": res.scores[a:b],
-            "threshold": res.threshold,
-            "is_anomaly": res.is_anomaly[a:b],
-            "percentiles": res.percentiles[a:b],
-        }
-        for a, b in _bounds(jobs)
-    ]
+    return [res.fields(slice(a, b)) for a, b in _bounds(jobs)]
 
 
 def _tabular_answers(
@@ -247,16 +239,7 @@ def _tabular_answers(
     rows = tabular.results(runtime, explained, ids, tabular.top_count(runtime, None))
     res = explained.result
     metrics.observe_anomalies(runtime.name, res.is_anomaly)
-    return [
-        {
-            "scores": res.scores[a:b],
-            "threshold": res.threshold,
-            "is_anomaly": res.is_anomaly[a:b],
-            "percentiles": res.percentiles[a:b],
-            "results": rows[a:b],
-        }
-        for a, b in _bounds(jobs)
-    ]
+    return [{**res.fields(slice(a, b)), "results": rows[a:b]} for a, b in _bounds(jobs)]
 
 
 def _bounds(jobs: list[_Job]) -> list[tuple[int, int]]:

@@ -107,6 +107,16 @@ class AnomalyResult:
     is_anomaly: npt.NDArray[np.bool_]  # [N], score > threshold
     percentiles: F64  # [N], in percent (0..100) of the calibration scores
 
+    def fields(self, rows: slice = slice(None)) -> dict[str, Any]:
+        """The answer's fields for these rows (all by default): scores, threshold, flags,
+        percentiles."""
+        return {
+            "scores": self.scores[rows],
+            "threshold": self.threshold,
+            "is_anomaly": self.is_anomaly[rows],
+            "percentiles": self.percentiles[rows],
+        }
+
 
 @dataclass(frozen=True)
 class Explained:

@@ -176,12 +176,6 @@ def anomaly_work(
         explained = await runtime.explain_async(x, options.threshold, finite=finite)
         res = explained.result
         metrics.observe_anomalies(runtime.name, res.is_anomaly)
-        return {
-            "scores": res.scores,
-            "threshold": res.threshold,
-            "is_anomaly": res.is_anomaly,
-            "percentiles": res.percentiles,
-            "results": results(runtime, explained, ids, top),
-        }
+        return {**res.fields(), "results": results(runtime, explained, ids, top)}
 
     return work

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +26,22 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, seconds: float, output: Callable[[], str]
+) -> None:
+    """Poll ``url/readyz`` until 200; fail with the process's ``output`` if it exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, output()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} not ready after {seconds} s"
+        time.sleep(0.05)
 
 
 @contextmanager
@@ -48,16 +64,7 @@ def live_server(model_dir: Path, **env: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[0].decode()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.05)
+        wait_ready(proc, url, 30, lambda: proc.communicate()[0].decode())
         yield url
     finally:
         proc.terminate()

@@ -105,9 +105,4 @@ async def anomaly_fields(
     inputs = await codecs.wire_inputs_async(parsed)
     result = await runtime.anomaly_async(inputs, options.threshold)
     metrics.observe_anomalies(runtime.name, result.is_anomaly)
-    return {
-        "scores": result.scores,
-        "threshold": result.threshold,
-        "is_anomaly": result.is_anomaly,
-        "percentiles": result.percentiles,
-    }
+    return result.fields()

@@ -7,7 +7,6 @@ import asyncio
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,9 @@ import pytest
 
 from bench.models import IMAGE_MODEL, TABULAR_FEATURES, TABULAR_MODEL, build_all
 from service.manifest import Manifest
+from tests.live_server import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(models: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = models.parent / "floor.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -49,16 +42,7 @@ def url(models: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "floor not ready after 60 s"
-            time.sleep(0.05)
+        wait_ready(proc, base, 60, log.read_text)
         yield base
     finally:
         proc.terminate()
