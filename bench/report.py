@@ -20,6 +20,19 @@ def find(report: Report, server: str, scenario: str, c: int) -> Result | None:
     return None
 
 
+def paired_ratio(report: Report, scenario: str) -> tuple[float, float, float, float, int] | None:
+    """aeserve's and the baseline's mean req/s over the alternating rounds, their ratio, and
+    aeserve's worst p99 in them; None when the run has no paired rounds."""
+    rows = [p for p in report.paired if p["scenario"] == scenario]
+    ours = [p for p in rows if p["server"] == "aeserve"]
+    base = [p for p in rows if p["server"] == "baseline"]
+    if not ours or not base:
+        return None
+    ours_rps = sum(p["rps"] for p in ours) / len(ours)
+    base_rps = sum(p["rps"] for p in base) / len(base)
+    return ours_rps / base_rps, ours_rps, base_rps, max(p["p99_ms"] for p in ours), len(ours)
+
+
 def targets(report: Report) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for each target of the issue that this run measured."""
     rows: list[tuple[str, str, bool | None]] = []
@@ -27,14 +40,28 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
         ours, base = find(report, "aeserve", scenario, 16), find(report, "baseline", scenario, 16)
         if ours and base:
             ratio = ours.rps / base.rps
+            p99 = ours.p99_ms
             low = find(report, "floor", scenario, 16)
+            floor = f"; floor (bench/floor.py): {low.rps / base.rps:.1f}x" if low else ""
+            side = paired_ratio(report, scenario)
+            if side is None:
+                measured = (
+                    f"{ratio:.1f}x ({ours.rps:,.0f} vs {base.rps:,.0f} req/s), p99 {p99:.2f} ms"
+                )
+            else:
+                # Side by side (the same minutes of the machine) is the measure; the single runs,
+                # minutes apart, are shown beside it.
+                ratio, ours_rps, base_rps, p99, rounds = side
+                measured = (
+                    f"{ratio:.1f}x side by side ({ours_rps:,.0f} vs {base_rps:,.0f} req/s, "
+                    f"{rounds} alternating rounds), p99 {p99:.2f} ms; single runs "
+                    f"{ours.rps / base.rps:.1f}x"
+                )
             rows.append(
                 (
                     f"{scenario}, 16 clients: >= 8x baseline req/s, p99 < 10 ms",
-                    f"{ratio:.1f}x ({ours.rps:,.0f} vs {base.rps:,.0f} req/s), "
-                    f"p99 {ours.p99_ms:.2f} ms"
-                    + (f"; floor (bench/floor.py): {low.rps / base.rps:.1f}x" if low else ""),
-                    ratio >= 8 and ours.p99_ms < 10,
+                    measured + floor,
+                    ratio >= 8 and p99 < 10,
                 )
             )
     on64, off64 = (find(report, s, JSON_IMAGE, 64) for s in ("aeserve", "aeserve-nobatch"))
@@ -150,6 +177,27 @@ def render(report: Report, out: Path) -> str:
             "real service does costs (validation, errors, model lookup, metrics, the ASGI",
             "framework); a floor below 8x means the target leaves nothing for it.",
         ]
+    if report.paired:
+        lines += [
+            "",
+            "**Side by side.** The 8x targets are measured with the baseline and aeserve up at",
+            "the same time on the same pinned core, wrk alternating between them at 16 clients,",
+            "so that both see the same minutes of this shared machine (the single runs in the",
+            "results below are minutes apart; the baseline's own rate moved 1.8x between runs).",
+            "",
+            "| request | round | baseline req/s | aeserve req/s | ratio | aeserve p99 ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        pairs: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
+        for p in report.paired:
+            pairs.setdefault((p["scenario"], p["round"]), {})[p["server"]] = p
+        for (scenario, i), by in pairs.items():
+            if "baseline" in by and "aeserve" in by:
+                b, a = by["baseline"], by["aeserve"]
+                lines.append(
+                    f"| {scenario} | {i} | {b['rps']:,.0f} | {a['rps']:,.0f} | "
+                    f"{a['rps'] / b['rps']:.1f}x | {a['p99_ms']:.2f} |"
+                )
     lines += [
         "",
         "## Results",

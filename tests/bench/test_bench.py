@@ -45,3 +45,8 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
     assert data["raw"]["batch1_us"] > 0 and data["memory"]["rss_mb"] > 0
     assert "| target | measured | met |" in text and "![requests/s" in text
     assert text.count("floor (bench/floor.py): ") == 2 and "| floor | " in text
+    # The 8x targets side by side: both servers, each request, alternating.
+    paired = {(p["server"], p["scenario"]) for p in data["paired"]}
+    assert paired == {(s, r) for s in ("baseline", "aeserve") for r in (JSON_IMAGE, JSON_RECORD)}
+    assert all(p["rps"] > 0 for p in data["paired"])
+    assert text.count("side by side (") == 2 and "**Side by side.**" in text
