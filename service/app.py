@@ -85,19 +85,21 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
             state.error = f"{type(exc).__name__}: {exc}"
             return
         metrics.set_models(repository)
-        options = batch_options(settings)
-        # Timing each model's forward pass blocks: in a thread, not on the loop.
-        timings = (
-            await run_in_threadpool(batching.forward_times, repository, options.max_size)
-            if options.inline_max_s > 0
-            else {}
-        )
         if settings.batching:
+            options = batch_options(settings)
+            # Timing each model's forward pass blocks: in a thread, not on the loop.
+            timings = (
+                await run_in_threadpool(batching.forward_times, repository, options.max_size)
+                if options.inline_max_s > 0
+                else {}
+            )
             batching.attach(repository, options, timings, arrivals)
-        if app.express is not None and settings.batching:
-            # The models small enough to run on the event loop take the express lane (a
-            # batching design: with batching off every request takes the full path).
-            app.express.open(frozenset(n for n, s in timings.items() if s <= options.inline_max_s))
+            if app.express is not None:
+                # The models small enough to run on the event loop take the express lane (a
+                # batching design: with batching off every request takes the full path).
+                app.express.open(
+                    frozenset(n for n, s in timings.items() if s <= options.inline_max_s)
+                )
         state.repository = repository
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, its full collections no longer walk the app, the models' and the

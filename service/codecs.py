@@ -285,18 +285,8 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
     if not isinstance(records, list):
         raise InvalidInput("records must be an array of objects keyed by feature name")
     runtime.check_batch(len(records), "records")
-    # The common case in one pass: every record has exactly the features, every value is a
-    # number (bool is not: type() is exact). Anything else, the checks below name the problem.
-    keys = runtime.feature_set
-    rows = []
-    for record in records:
-        if type(record) is not dict or record.keys() != keys:
-            break
-        row = [record[f] for f in features]
-        if not _NUMBERS.issuperset(map(type, row)):
-            break
-        rows.append(row)
-    else:
+    rows = record_rows(runtime, records)
+    if rows is not None:
         try:
             out = np.array(rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64: the per-value loop makes it inf
@@ -304,6 +294,22 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
         else:
             return to_float32(out)
     return _records_one_by_one(runtime, features, records)
+
+
+def record_rows(runtime: ModelRuntime, records: list[Any]) -> list[list[Any]] | None:
+    """The common case in one pass: every record has exactly the features, every value is a
+    number (bool is not: type() is exact); the rows in feature order. None for anything else
+    (then :func:`records_to_array`'s checks name the problem)."""
+    keys, features = runtime.feature_set, runtime.features or []
+    rows = []
+    for record in records:
+        if type(record) is not dict or record.keys() != keys:
+            return None
+        row = [record[f] for f in features]
+        if not _NUMBERS.issuperset(map(type, row)):
+            return None
+        rows.append(row)
+    return rows
 
 
 _NUMBERS = frozenset((int, float))

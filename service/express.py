@@ -173,19 +173,13 @@ def _anomaly_job(job: _Job, data: dict[str, Any]) -> None:
 
 
 def _rows(runtime: ModelRuntime, records: Any) -> list[list[Any]]:
-    """The records' values in feature order, when every record has exactly the features and
-    only numbers (codecs.records_to_array's common case); anything else: the full path."""
+    """The records' values in feature order (codecs.record_rows); anything else, or a batch
+    the full path refuses: the full path."""
     if type(records) is not list or not 0 < len(records) <= runtime.max_batch:
         raise _Decline
-    keys, features = runtime.feature_set, runtime.features or []
-    rows = []
-    for record in records:
-        if type(record) is not dict or record.keys() != keys:
-            raise _Decline
-        row = [record[f] for f in features]
-        if not _NUMBERS.issuperset(map(type, row)):
-            raise _Decline
-        rows.append(row)
+    rows = codecs.record_rows(runtime, records)
+    if rows is None:
+        raise _Decline
     return rows
 
 
@@ -339,11 +333,11 @@ class ExpressLane:
                 if type(data) is not dict:
                     return False
                 name = data.get("model")
-            if name is None:
-                name = repository.default_name
-            if type(name) is not str or name not in self.models or name not in repository.models:
+            if name is not None and type(name) is not str:
                 return False
-            runtime = repository.models[name]
+            runtime = repository.get(name)  # ModelNotFound: the full path says it
+            if runtime.name not in self.models:
+                return False
             job = _Job(protocol, cycle, runtime, _EMPTY, start)
             if data is None:
                 job.x = _flat_inputs(runtime, rows)
@@ -356,7 +350,7 @@ class ExpressLane:
             return False
         if job.n > self.max_size:
             return False
-        key = (path, name)
+        key = (path, runtime.name)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = []
