@@ -118,10 +118,10 @@ def render(report: Report, out: Path) -> str:
         "",
         "- **Servers** (one process each, uvicorn with httptools + uvloop, access log off), pinned",
         "  to CPU 0 with `taskset`: **aeserve** (`python -m service`, default settings:",
-        "  batching on, max 64 samples, max wait 500 µs; models whose one-sample forward pass",
-        "  takes <= 100 µs run their batches on the event loop; lean front on),",
-        "  **aeserve-nobatch** (the same with",
-        "  `AESERVE_BATCHING=false`: every request's ONNX call in the thread pool) and the",
+        "  batching on, max 64 samples, max wait 500 µs; models whose forward pass on 64 samples",
+        "  takes <= 5 ms run their batches on the event loop and take the express lane; lean",
+        "  front on), **aeserve-nobatch** (the same with `AESERVE_BATCHING=false`: no express",
+        "  lane, every request's ONNX call in the thread pool) and the",
         "  **baseline** (`bench/baseline.py`: FastAPI + pydantic `list[list[float]]` request and",
         "  response models, a sync endpoint, one onnxruntime call per request)."
         + (
