@@ -82,6 +82,8 @@ class _Job:
     ids: list[tabular.Id] | None = None
     # Tabular records: the raw rows in feature order, made into an array with the batch's.
     rows: list[list[Any]] | None = None
+    # A large flat body: its float64 rows [n, size], checked and cast with the batch's.
+    wide: npt.NDArray[np.float64] | None = None
 
 
 # -- endpoints: a request's body -> its inputs; a batch -> each request's answer ----------------
@@ -120,16 +122,17 @@ def _flat_body(body: bytearray) -> tuple[Any, npt.NDArray[np.float64]] | None:
     """``{"model"?: ..., "inputs": [[numbers...], ...]}`` (rows of one flat width) parsed
     straight into float64 ``[N, width]`` with simdjson, or None for any other body.
 
-    Exactly the values orjson and numpy give (both parse numbers correctly rounded); the
+    Exactly the values orjson and numpy give (both parse numbers correctly rounded) as long as
+    every value is within +-2**53 (:func:`_batch_inputs` checks that for the whole batch). The
     structure is checked strictly: N rows, each an array of ``width`` numbers and no other
-    array anywhere in the body (its count of ``[`` is N + 1).
+    array anywhere in the body (it holds N + 1 ``[``).
     """
     try:
         doc = _PARSER.parse(body)
         if not isinstance(doc, simdjson.Object):
             return None
         keys = list(doc.keys())
-        if "inputs" not in keys or not _FLAT_KEYS.issuperset(keys) or len(set(keys)) != len(keys):
+        if keys != ["inputs"] and not (len(keys) == 2 and set(keys) == _FLAT_KEYS):
             return None  # (a repeated key: orjson keeps the last, simdjson finds the first)
         model = doc.get("model")
         if model is not None and type(model) is not str:
@@ -138,7 +141,7 @@ def _flat_body(body: bytearray) -> tuple[Any, npt.NDArray[np.float64]] | None:
         if not isinstance(inputs, simdjson.Array):
             return None
         n = len(inputs)
-        if n == 0 or body.count(b"[") != n + 1:
+        if n == 0 or _brackets(body, n + 2) != n + 1:
             return None
         flat = np.frombuffer(inputs.as_buffer(of_type="d"), dtype=np.float64)
         width = flat.size // n
@@ -151,9 +154,19 @@ def _flat_body(body: bytearray) -> tuple[Any, npt.NDArray[np.float64]] | None:
         return None
     finally:
         doc = inputs = row = None  # the parser is reused: its proxies must be gone
-    if not (flat.min() > -_EXACT and flat.max() < _EXACT):
-        return None
     return model, flat.reshape(n, width)
+
+
+def _brackets(body: bytearray, most: int) -> int:
+    """How many ``[`` the body holds, counting no further than ``most`` (memchr, not a scan of
+    every byte in Python's count)."""
+    find, at, count = body.find, -1, 0
+    while count < most:
+        at = find(b"[", at + 1)
+        if at < 0:
+            break
+        count += 1
+    return count
 
 
 def _anomaly_job(job: _Job, data: dict[str, Any]) -> None:
@@ -185,7 +198,17 @@ def _rows(runtime: ModelRuntime, records: Any) -> list[list[Any]]:
 
 def _batch_inputs(runtime: ModelRuntime, jobs: list[_Job]) -> F32:
     """The batch's wire inputs; records of all its requests become one array (as
-    codecs.records_to_array makes them: float64, then float32), checked finite."""
+    codecs.records_to_array makes them: float64, then float32), checked finite; large flat
+    bodies' float64 rows are checked and cast to float32 at once."""
+    wide = [job.wide for job in jobs if job.wide is not None]
+    if wide:
+        x = _exact32(runtime, wide[0] if len(wide) == 1 else np.concatenate(wide))
+        if len(wide) == len(jobs):
+            return x
+        a = 0
+        for job in jobs:
+            if job.wide is not None:
+                job.x, a = x[a : a + job.n], a + job.n
     rows = [row for job in jobs if job.rows is not None for row in job.rows]
     if not rows:
         return jobs[0].x if len(jobs) == 1 else np.concatenate([job.x for job in jobs])
@@ -340,10 +363,15 @@ class ExpressLane:
                 return False
             job = _Job(protocol, cycle, runtime, _EMPTY, start)
             if data is None:
-                job.x = _flat_inputs(runtime, rows)
-                job.n = len(job.x)
-                if runtime.kind == "tabular" and path == "/anomaly-score":
-                    tabular.check_finite(runtime, job.x, records=False)  # as _anomaly_job
+                if rows.shape[1] != runtime.size:
+                    return False
+                job.n = len(rows)
+                if runtime.kind != "tabular":
+                    job.wide = rows
+                else:
+                    job.x = _exact32(runtime, rows)
+                    if path == "/anomaly-score":
+                        tabular.check_finite(runtime, job.x, records=False)  # as _anomaly_job
             else:
                 self.endpoints[path].prepare(job, data)
         except (orjson.JSONDecodeError, _Decline, ServiceError):
@@ -387,7 +415,7 @@ class ExpressLane:
             # Some request's values are refused (or a model call failed): alone, the good ones
             # are answered here and the others by the full path, which names the problem.
             if len(batch) == 1:
-                if not isinstance(exc, ServiceError | OverflowError):  # not a client's value
+                if not isinstance(exc, ServiceError | OverflowError | _Decline):  # not a client's
                     logger.warning("express lane: %r; the full path answers", exc)
                 batch[0].protocol.express_decline(batch[0].cycle)
                 return
@@ -413,16 +441,13 @@ _EMPTY: F32 = np.empty((0,), dtype=np.float32)
 _FLAT_MIN = 2048
 
 
-def _flat_inputs(runtime: ModelRuntime, rows: npt.NDArray[np.float64]) -> F32:
-    """Flat rows [N, width] as the model's inputs (codecs.array_from_json's float32 cast)."""
-    if rows.shape[1] != runtime.size:
+def _exact32(runtime: ModelRuntime, rows: npt.NDArray[np.float64]) -> F32:
+    """Flat float64 rows [N, size] as the model's inputs (codecs.array_from_json's float32
+    cast), if every value is within +-2**53 (so also within float32's range); else _Decline."""
+    if not (rows.min() > -_EXACT and rows.max() < _EXACT):
         raise _Decline
-    with np.errstate(over="ignore"):  # beyond float32 range -> inf, refused as non-finite
-        x: F32 = rows.astype(np.float32).reshape((rows.shape[0], *runtime.shape))
+    x: F32 = rows.astype(np.float32).reshape((rows.shape[0], *runtime.shape))
     return x
-
-
-_NUMBERS = frozenset((int, float))
 
 
 def _header(cycle: Cycle, name: bytes) -> bytes | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+from bisect import bisect_left
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,12 +97,22 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_many(self, endpoint: str, model: str, status: int, seconds: list[float]) -> None:
-        """:meth:`observe` for several requests at once (one counter update)."""
+        """:meth:`observe` for several requests at once: one update of the counter, the sum and
+        each bucket that got requests (Histogram.observe's own rule: the first bucket whose
+        bound is >= the value), not one of each per request."""
         children = self._labelled(endpoint, model, status)
         children[0].inc(len(seconds))
         histogram = children[1]
-        for value in seconds:
-            histogram.observe(value)
+        bounds = getattr(histogram, "_upper_bounds", None)  # prometheus_client's own fields
+        buckets = getattr(histogram, "_buckets", None)
+        total = getattr(histogram, "_sum", None)
+        if bounds is None or buckets is None or total is None:  # pragma: no cover (other versions)
+            for value in seconds:
+                histogram.observe(value)
+            return
+        for index, count in collections.Counter(map(partial(bisect_left, bounds), seconds)).items():
+            buckets[index].inc(count)
+        total.inc(sum(seconds))
 
     def _labelled(self, endpoint: str, model: str, status: int) -> tuple[Counter, Histogram]:
         key = (endpoint, model, status)

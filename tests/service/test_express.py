@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service import express
 from service.codecs import LARGE_BODY
 from tests.live_server import live_server
 
@@ -291,6 +292,8 @@ def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_
         for n in (1, 3, 1, 2)
     ]
     bodies.insert(2, ("/reconstruct", {"model": "pixels28", "inputs": [[7.0] * 784]}))  # range
+    # An integer beyond 2**53 (a large flat body: checked with the batch's values, not alone)
+    bodies.insert(4, ("/reconstruct", {"model": "pixels28", "inputs": [[2**53 + 1] + [0] * 783]}))
     records = [{"alpha": float(a), "beta": -2.0, "gamma": 0.5, "delta": 100.0} for a in range(5)]
     bodies += [("/anomaly-score", {"model": "table", "records": records[:k]}) for k in (1, 2, 2)]
     bodies.append(("/anomaly-score", {"model": "table", "records": [{"id": 3, **records[4]}]}))
@@ -319,13 +322,14 @@ def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_
             assert lane.take(protocol, FakeCycle(i, path, body))
         assert len(protocol.scheduled) == 1  # one flush for all of them
         protocol.scheduled[0]()
-        assert protocol.declined == [2]  # the out-of-range request: the full path answers it
+        # The out-of-range request and the one beyond 2**53: the full path answers them.
+        assert protocol.declined == [2, 4]
         # One ONNX call for the table's requests together. The images' batch was refused before
-        # its call (one request's values are out of range), so each image request ran alone.
+        # its call (two requests' values are refused), so each image request ran alone.
         assert calls["table"] == [6]
         assert calls["pixels28"] == [1, 3, 1, 2]
         for i, (path, body) in enumerate(bodies):
-            if i == 2:
+            if i in (2, 4):
                 continue
             want = client.post(path, json=body)
             request_id, data = protocol.answers[i]
@@ -446,3 +450,37 @@ def test_a_request_whose_answer_cannot_be_written_does_not_cost_the_others(
             and good.answers[1][1] == client.post("/reconstruct", json=bodies[1]).content
         )
         assert "answering a request failed" in caplog.text
+
+
+def test_large_flat_bodies_are_cast_with_the_batch_only_within_2_to_the_53(
+    make_client: ClientFactory,
+) -> None:
+    # All-integer inputs: the full path casts int64 to float32 directly, simdjson gives float64
+    # first. 2**54 + 2**30 + 1 becomes the float64 2**54 + 2**30, a float32 tie, which rounds
+    # down: one float32 step from the full path's value. So the lane takes none beyond 2**53.
+    with make_client() as client:
+        runtime = client.app.state.load.repository.models["pixels28"]
+        ok = np.full((2, 784), 0.25)
+        big = np.zeros((1, 784))
+        big[0, 5] = 2**54 + 2**30 + 1
+        assert np.float32(big[0, 5]) != np.asarray([2**54 + 2**30 + 1]).astype(np.float32)[0]
+
+        def jobs(*rows: np.ndarray) -> list[express._Job]:
+            out = []
+            for r in rows:
+                job = express._Job(
+                    FakeProtocol(), FakeCycle(0, "/reconstruct", {}), runtime, express._EMPTY, 0.0
+                )
+                job.wide, job.n = r, len(r)
+                out.append(job)
+            return out
+
+        x = express._batch_inputs(runtime, jobs(ok, ok[:1]))
+        assert x.dtype == np.float32 and x.shape == (3, 28, 28) and (x == 0.25).all()
+        with pytest.raises(express._Decline):
+            express._batch_inputs(runtime, jobs(ok, big))
+        big[0, 5] = -(2**53)
+        with pytest.raises(express._Decline):
+            express._batch_inputs(runtime, jobs(big))
+        big[0, 5] = 2**53 - 1
+        assert express._batch_inputs(runtime, jobs(big))[0, 0, 5] == np.float32(2**53 - 1)
