@@ -30,6 +30,11 @@ per-row numpy reductions); tests/service/test_express.py checks that answers are
 both ways. Requests the lane never looks at: other paths and methods, query strings, chunked
 bodies, ``Expect: 100-continue``, bodies over ``LARGE_BODY``, ``Accept`` other than JSON, CORS
 requests (with an ``Origin`` when CORS is on), and all while uvicorn's access log is on.
+
+Keep-alive: uvicorn arms a timer after every answer and cancels it on the next read. After a
+lane answer one timer stays armed across requests and, when it fires, closes the connection
+only if nothing was read since it was armed (else it waits one more timeout): an idle
+connection is closed between ``timeout_keep_alive`` and twice that after its last request.
 """
 
 from __future__ import annotations
@@ -304,6 +309,7 @@ class ExpressLane:
         self.cors = cors
         self.max_size = max_size  # samples per ONNX call (larger requests: the full path)
         self.endpoints = ENDPOINTS
+        self.paths = {path.encode("ascii"): path for path in ENDPOINTS}  # raw URL -> path
         self.models: frozenset[str] = frozenset()  # set once loaded: models small enough
         self._queues: dict[tuple[str, str], list[_Job]] = {}
         self._scheduled = False
@@ -322,8 +328,12 @@ class ExpressLane:
             or not self.models
         ):
             return False
+        return self.takes_headers(scope["headers"])
+
+    def takes_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """The header part of :meth:`takes`: a declared JSON body within bounds, nothing else."""
         length = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"content-length":
                 if length is not None or not value.isdigit():
                     return False
@@ -507,22 +517,26 @@ class ExpressProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.lane = None if self.access_log else lane_of(self.app)
         self.held: Cycle | None = None  # its body is being read
+        # Keep-alive after lane answers: one timer per idle spell, not one per request (see
+        # _lane_complete). True while the armed timeout_keep_alive_task is the lane's.
+        self.lane_timer = False
+        self.reads = 0  # data read while the lane's timer is armed
+        self.reads_seen = 0  # ... when it was armed
 
     def on_headers_complete(self) -> None:
         """An express request is held in a :class:`_Held` (uvicorn's own steps otherwise)."""
-        lane, parser, url = self.lane, self.parser, self.url
+        lane, parser = self.lane, self.parser
+        path = lane.paths.get(self.url) if lane is not None else None  # no query, no escapes
         if (
-            lane is None
+            path is None
             or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
             or self.expect_100_continue
             or self.limit_concurrency is not None
             or self.root_path
             or parser.get_method() != b"POST"
-            or not url.startswith(b"/")
-            or b"?" in url
-            or b"%" in url
-            or not url.isascii()
             or parser.should_upgrade()
+            or not lane.models  # type: ignore[union-attr]
+            or not lane.takes_headers(self.headers)  # type: ignore[union-attr]
         ):
             super().on_headers_complete()
             return
@@ -531,12 +545,9 @@ class ExpressProtocol(HttpToolsProtocol):
         scope["method"] = "POST"
         if version != "1.1":
             scope["http_version"] = version
-        scope["path"] = url.decode("ascii")
-        scope["raw_path"] = url
+        scope["path"] = path
+        scope["raw_path"] = self.url
         scope["query_string"] = b""
-        if not lane.takes(scope):  # type: ignore[arg-type]
-            super().on_headers_complete()  # (sets the same scope fields again)
-            return
         held = _Held(scope, version != "1.0" and parser.should_keep_alive())  # type: ignore[arg-type]
         self.cycle = self.held = held  # type: ignore[assignment]
 
@@ -572,7 +583,62 @@ class ExpressProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.held = None
+        self._end_lane_timer()
         super().connection_lost(exc)
+
+    # -- keep-alive: uvicorn arms a timer after every answer and cancels it on the next read;
+    # after a lane answer the timer stays armed across requests and looks for reads when it fires.
+
+    def _unset_keepalive_if_required(self) -> None:
+        if self.lane_timer:  # a read (uvicorn calls this from data_received): the timer stays
+            self.reads += 1
+            return
+        super()._unset_keepalive_if_required()
+
+    def on_response_complete(self) -> None:
+        """A full-path answer: uvicorn's own steps (and its timer instead of the lane's)."""
+        self._end_lane_timer()
+        super().on_response_complete()
+
+    def _end_lane_timer(self) -> None:
+        if self.lane_timer:
+            self.lane_timer = False
+            if self.timeout_keep_alive_task is not None:
+                self.timeout_keep_alive_task.cancel()
+                self.timeout_keep_alive_task = None
+
+    def _lane_complete(self) -> None:
+        """uvicorn's on_response_complete after a lane answer, but the keep-alive timer is armed
+        only if none is: an idle connection is closed between ``timeout_keep_alive`` and twice
+        that after its last request, not exactly then."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self.timeout_keep_alive_task is None:
+            self._arm_lane_timer()
+
+    def _arm_lane_timer(self) -> None:
+        self.lane_timer = True
+        self.reads_seen = self.reads
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self._lane_timer_fired
+        )
+
+    def _lane_timer_fired(self) -> None:
+        self.lane_timer = False
+        self.timeout_keep_alive_task = None
+        if self.transport.is_closing() or (
+            self.cycle is not None and not self.cycle.response_complete
+        ):
+            return  # a request is in progress: its answer arms a timer again
+        if self.reads != self.reads_seen:
+            self._arm_lane_timer()  # not idle all along: wait another timeout
+        else:
+            self.timeout_keep_alive_handler()
 
     def _take(self, cycle: Cycle) -> None:
         lane = self.lane
@@ -614,23 +680,35 @@ class ExpressProtocol(HttpToolsProtocol):
         """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
         if cycle.disconnected or self.transport.is_closing():
             return
-        head = [STATUS_LINE[200]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(
-            b"content-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n"
-            % (len(data), request_id.encode("latin-1"))
-        )
         keep_alive = cycle.keep_alive
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        head += [b"\r\n", data]
+        head = _OK_HEAD % (
+            _default_headers(self.server_state.default_headers),
+            len(data),
+            request_id.encode("latin-1"),
+            b"" if keep_alive else b"connection: close\r\n",
+        )
         cycle.response_complete = True
         cycle.body = bytearray()
-        self.transport.write(b"".join(head))
+        self.transport.write(head + data)
         if isinstance(cycle, RequestResponseCycle):
             cycle.response_started = True
             cycle.message_event.set()
         if not keep_alive:
             self.transport.close()
-        self.on_response_complete()
+        self._lane_complete()
+
+
+_OK_HEAD = (
+    STATUS_LINE[200]
+    + b"%scontent-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n%s\r\n"
+)
+_DEFAULTS: list[Any] = [None, b""]  # uvicorn's default_headers list (a new one every second)
+
+
+def _default_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (date, server) as header lines, made once per list."""
+    if headers is not _DEFAULTS[0]:
+        _DEFAULTS[1] = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+        _DEFAULTS[0] = headers
+    text: bytes = _DEFAULTS[1]
+    return text

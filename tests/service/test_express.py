@@ -7,6 +7,7 @@ whichever way the request went, and /metrics tells which requests the lane took.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -484,3 +485,79 @@ def test_large_flat_bodies_are_cast_with_the_batch_only_within_2_to_the_53(
             express._batch_inputs(runtime, jobs(big))
         big[0, 5] = 2**53 - 1
         assert express._batch_inputs(runtime, jobs(big))[0, 0, 5] == np.float32(2**53 - 1)
+
+
+class Transport:
+    """An in-memory transport for ExpressProtocol: what it writes, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 8000) if name in ("peername", "sockname") else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_keep_alive_after_lane_answers_closes_idle_connections_only(
+    make_client: ClientFactory,
+) -> None:
+    # uvicorn closes a connection timeout_keep_alive after its last answer; after lane answers
+    # one timer per idle spell does it, between one and two timeouts after the last request.
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    body = raw_body({"model": "glyph", "inputs": glyphs(1).tolist()})
+    request = (
+        b"POST /reconstruct HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    timeout = 0.3
+
+    async def scenario() -> tuple[list[float], list[float], float]:
+        loop = asyncio.get_running_loop()
+        config = Config(client.app, timeout_keep_alive=timeout, access_log=False)
+        config.load()
+        state = ServerState()
+        times: list[float] = []
+        answered: list[float] = []
+        # One request, then idle: closed between one and two timeouts later.
+        idle, transport = express.ExpressProtocol(config, state, {}), Transport()
+        idle.connection_made(transport)  # type: ignore[arg-type]
+        start = loop.time()
+        idle.data_received(request)
+        while not transport.closed and loop.time() - start < 3 * timeout:
+            await asyncio.sleep(0.01)
+        closed_after = loop.time() - start
+        assert len(transport.written) == 1 and transport.written[0].startswith(b"HTTP/1.1 200")
+        # A request every third of a timeout for three timeouts: never closed meanwhile.
+        busy, transport = express.ExpressProtocol(config, state, {}), Transport()
+        busy.connection_made(transport)  # type: ignore[arg-type]
+        start = loop.time()
+        while loop.time() - start < 3 * timeout:
+            busy.data_received(request)
+            times.append(loop.time() - start)
+            await asyncio.sleep(timeout / 3)
+            answered.append(len(transport.written))
+            assert not transport.closed
+        busy.connection_lost(None)
+        return times, answered, closed_after
+
+    with make_client() as client:
+        times, answered, closed_after = asyncio.run(scenario())
+    assert timeout <= closed_after < 2 * timeout + 0.2
+    assert answered == list(range(1, len(times) + 1))  # every request answered by the lane
