@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 import service
-from service import batching
+from service import batching, memory
 from service.errors import install_handlers
 from service.express import ExpressLane
 from service.fastpath import FastFront
@@ -62,6 +62,8 @@ class AeserveApp(FastAPI):
 def create_app(settings: Settings | None = None) -> AeserveApp:
     """Build the app. Without ``settings`` they come from ``AESERVE_*`` (ConfigError if bad)."""
     settings = settings if settings is not None else load_settings()
+    if settings.keep_large_blocks:
+        memory.keep_large_blocks()
     state = LoadState()
     metrics = Metrics()
     arrivals = batching.Arrivals()  # shared by the front and the batchers

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     onnx_arena: bool = True
     """onnxruntime's CPU memory arena: reuses buffers between runs."""
 
+    keep_large_blocks: bool = True
+    """Tell glibc's allocator to keep freed blocks up to 64 MB for reuse instead of returning
+    each to the system (service/memory.py): large requests stop page-faulting fresh memory.
+    The process then holds its peak memory."""
+
     batching: bool = True
     """Dynamic micro-batching: one inference worker per model gathers concurrent requests into
     one ONNX call. Off: each request runs its own call in the thread pool."""
