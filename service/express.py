@@ -74,7 +74,7 @@ class _Decline(Exception):
     """The lane does not take this request: the full path answers it."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     """One request on the lane: where to answer, and its inputs [n, ...] (wire space)."""
 
