@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         with aeserve("aeserve-nobatch", model_dir, AESERVE_BATCHING="false") as srv:
             run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, conc,
                 seconds, workdir, warmup=warm)  # fmt: skip
-        paired(report, model_dir, files, 1 if quick else 3, seconds, workdir, warm)
+        paired(report, model_dir, files, 1 if quick else PAIRED_ROUNDS, seconds, workdir, warm)
         if "granian" in report.servers:
             with aeserve_granian(model_dir) as srv:
                 both(srv, (16,))
@@ -490,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
             print(out.read_text())
     print(f"bench: wrote {out}", flush=True)
     return 0
+
+
+# Rounds of the side-by-side measurement: one round's ratio moved 7.6-12.6x within a run.
+PAIRED_ROUNDS = 5
 
 
 def paired(
@@ -503,8 +507,9 @@ def paired(
 ) -> None:
     """The two 8x targets side by side: the baseline and aeserve run at the same time (on the
     same pinned core; the idle one costs nothing) and wrk alternates between them, round after
-    round, so that both see the same machine. The single runs above are minutes apart, and on
-    this shared machine the baseline's own rate moved 1.8x between runs."""
+    round (each round in the other order), so that both see the same machine. The single runs
+    above are minutes apart, and on this shared machine the baseline's own rate moved 1.8x
+    between runs."""
     with baseline(model_dir) as base, aeserve("aeserve", model_dir) as ours:
         for scenario, path, body in (
             (JSON_IMAGE, "/reconstruct", files["image.json"]),
@@ -514,7 +519,8 @@ def paired(
                 for srv in (base, ours):
                     wrk(srv, path, body, "application/json", 4, 1, workdir)
             for i in range(rounds):
-                for srv in (base, ours):
+                # Which goes first alternates too: neither always follows the other.
+                for srv in (base, ours) if i % 2 == 0 else (ours, base):
                     stats = wrk(srv, path, body, "application/json", 16, seconds, workdir)
                     rps = stats["requests"] / (stats["duration_us"] / 1e6)
                     report.paired.append(
