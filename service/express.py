@@ -526,17 +526,17 @@ class ExpressProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """An express request is held in a :class:`_Held` (uvicorn's own steps otherwise)."""
         lane, parser = self.lane, self.parser
-        path = lane.paths.get(self.url) if lane is not None else None  # no query, no escapes
         if (
-            path is None
+            lane is None
+            or (path := lane.paths.get(self.url)) is None  # an express path: no query, no escapes
             or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
             or self.expect_100_continue
             or self.limit_concurrency is not None
             or self.root_path
             or parser.get_method() != b"POST"
             or parser.should_upgrade()
-            or not lane.models  # type: ignore[union-attr]
-            or not lane.takes_headers(self.headers)  # type: ignore[union-attr]
+            or not lane.models
+            or not lane.takes_headers(self.headers)
         ):
             super().on_headers_complete()
             return
