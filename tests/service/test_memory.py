@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_keeping_large_blocks_stops_fresh_page_faults() -> None:
 
 
 def test_the_app_keeps_large_blocks_unless_told_not_to(
-    zoo_dir: object, monkeypatch: pytest.MonkeyPatch
+    zoo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[bool] = []
     monkeypatch.setattr(memory, "keep_large_blocks", lambda: calls.append(True) or True)
