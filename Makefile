@@ -35,11 +35,12 @@ sysdeps:
 data: $(VENV)/.all
 	@bash scripts/fetch-data.sh
 
-## lint: ruff + mypy (service/ strict)
+## lint: ruff + mypy (service/ strict) + the import-layer contracts of service/
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service
+	$(BIN)/lint-imports
 
 ## test: lint + the whole pytest suite
 test: sysdeps $(VENV)/.all data lint

@@ -200,7 +200,7 @@ def aeserve_granian(model_dir: Path) -> Any:
     }
     cmd = [
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-        "service.app:create_app", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+        "service.http.app:create_app", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
         "--runtime-mode", "st", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
         "--no-access-log",
     ]  # fmt: skip
@@ -315,7 +315,7 @@ def run(
 RAW_SCRIPT = r"""
 import json, sys, time
 import numpy as np
-from service.runtime import OnnxOptions, open_session
+from service.runtime.sessions import OnnxOptions, open_session
 root, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 shape = [int(d) for d in sys.argv[4].split(",")]
 variants = {

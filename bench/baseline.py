@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from bench.models import IMAGE_MODEL, TABULAR_MODEL
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 
 
 class ReconstructRequest(BaseModel):

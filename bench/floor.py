@@ -36,7 +36,7 @@ import orjson
 import uvloop
 
 from bench.models import IMAGE_MODEL, TABULAR_MODEL
-from service.manifest import DECODER_FILE, ENCODER_FILE, Manifest
+from service.runtime.manifest import DECODER_FILE, ENCODER_FILE, Manifest
 
 MAX_ROWS = 64
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"

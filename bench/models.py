@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.manifest import (
+from service.runtime.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
     Calibration,

@@ -30,16 +30,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aeserve: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(
-        "service.app:create_app",
+        # The app with the express lane (service/http/express.py) on uvicorn's protocol.
+        "service.http.app:create_express_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
-        access_log=settings.access_log,
-        # uvicorn's httptools protocol plus the express lane (service/express.py).
-        http="service.express:ExpressProtocol",
+        # The access log is the service's own (AESERVE_ACCESS_LOG, every path, express lane
+        # included: service/http/policy.py), not uvicorn's.
+        access_log=False,
+        http="service.http.express:ExpressProtocol",
     )
     return 0
 

@@ -19,14 +19,16 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from service.repository import ModelRepository
+    from service.runtime.repository import ModelRepository
 
-__all__ = ["CONTENT_TYPE", "MODEL_KEY", "Metrics"]
+__all__ = ["CONTENT_TYPE", "ENDPOINT_KEY", "MODEL_KEY", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Routes put the served model's name into the ASGI scope under this key for the labels.
 MODEL_KEY = "aeserve.model"
+# ... and the endpoint label (the route path) where the router does not name the route.
+ENDPOINT_KEY = "aeserve.endpoint"
 # Request latency buckets in seconds: most requests take a few milliseconds.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -64,7 +66,7 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
-        # Answers written by the express lane (service/express.py), by endpoint: the share of
+        # Answers written by the express lane (service/http/express.py), by endpoint: the share of
         # aeserve_requests that skipped the ASGI path.
         self.express = Counter(
             "aeserve_express_requests",

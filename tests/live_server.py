@@ -45,9 +45,12 @@ def wait_ready(
 
 
 @contextmanager
-def live_server(model_dir: Path, **env: str) -> Iterator[str]:
+def live_server(model_dir: Path, command: list[str] | None = None, **env: str) -> Iterator[str]:
     """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings); yields the base URL once
-    ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback."""
+    ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback.
+
+    ``command``: the server to run instead of ``python -m service`` (``--host`` and ``--port``
+    are appended)."""
     port = free_port()
     environ = {
         **os.environ,
@@ -56,7 +59,13 @@ def live_server(model_dir: Path, **env: str) -> Iterator[str]:
         **env,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *(command or [sys.executable, "-m", "service"]),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=environ,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -29,7 +29,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from service.manifest import Calibration, Metric
+from service.runtime.manifest import Calibration, Metric
 from training.datasets import Dataset
 from training.evaluate import calibrate
 from training.onnx_model import OnnxAutoencoder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.manifest import CARD_FILE, Manifest
+from service.runtime.manifest import CARD_FILE, Manifest
 from training.datasets import Dataset
 from training.evaluate import Evaluation, meets
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.manifest import Calibration, LatentSpec, Metric, Prior
+from service.runtime.manifest import Calibration, LatentSpec, Metric, Prior
 from training.datasets import Dataset
 from training.noise import corrupt
 from training.onnx_model import OnnxAutoencoder

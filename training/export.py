@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from service.manifest import DECODER_FILE, ENCODER_FILE
+from service.runtime.manifest import DECODER_FILE, ENCODER_FILE
 from training.models import Autoencoder
 
 log = logging.getLogger(__name__)

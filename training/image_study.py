@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from service.manifest import Metric
+from service.runtime.manifest import Metric
 from training import image_plots
 from training.baselines import PCA, knn_accuracy, psnr, roc_auc
 from training.datasets import Dataset, Split

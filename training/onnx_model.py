@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.manifest import DECODER_FILE, ENCODER_FILE, Manifest, sha256_file
+from service.runtime.manifest import DECODER_FILE, ENCODER_FILE, Manifest, sha256_file
 
 
 class ChecksumError(ValueError):

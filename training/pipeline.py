@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.manifest import (
+from service.runtime.manifest import (
     Denoising,
     Files,
     InputSpec,

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from bench.models import IMAGE_MODEL, TABULAR_FEATURES, TABULAR_MODEL, build_all
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from tests.live_server import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

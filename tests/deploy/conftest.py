@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.manifest import (
+from service.runtime.manifest import (
     Calibration,
     Files,
     InputSpec,

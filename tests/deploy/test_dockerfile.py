@@ -201,7 +201,7 @@ def test_dockerignore_matcher_follows_docker_rules(tmp_path: Path) -> None:
     ignore = tmp_path / ".dockerignore"
     ignore.write_text("*\n!service/\n**/__pycache__\n!keep/*.txt\n")
     rules = ignore_rules(ignore)
-    assert in_context("service/app.py", rules)
+    assert in_context("service/http/app.py", rules)
     assert not in_context("service/__pycache__/app.pyc", rules)
     assert not in_context("tests/x.py", rules)
     assert in_context("keep/a.txt", rules) and not in_context("keep/a.bin", rules)

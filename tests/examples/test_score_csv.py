@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from tests.live_server import live_server
 
 REPO = Path(__file__).resolve().parents[2]

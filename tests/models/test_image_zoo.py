@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from training.baselines import PCA, knn_accuracy, psnr
 from training.datasets import Dataset, load_dataset
 from training.evaluate import calibrate, meets, neg_elbo

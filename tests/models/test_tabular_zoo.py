@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from service.app import create_app
-from service.manifest import Manifest
-from service.repository import ModelRepository
+from service.http.app import create_app
+from service.runtime.manifest import Manifest
+from service.runtime.repository import ModelRepository
 from service.settings import Settings
 from training.anomaly import baseline_scores
 from training.datasets import load_dataset

@@ -25,8 +25,8 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 
-from service.app import create_app
-from service.manifest import (
+from service.http.app import create_app
+from service.runtime.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
     Calibration,
@@ -282,12 +282,16 @@ ClientFactory = Callable[..., Any]
 
 @pytest.fixture
 def make_client(zoo_dir: Path) -> Iterator[ClientFactory]:
-    """``with make_client(**settings) as client``: an app through its lifespan, ready."""
+    """``with make_client(**settings) as client``: an app through its lifespan, ready
+    (``express=True``: with the express lane on, as ``python -m service`` builds it)."""
 
     @contextmanager
-    def factory(ready: bool = True, **overrides: Any) -> Iterator[TestClient]:
+    def factory(
+        ready: bool = True, express: bool = False, hooks: Any = (), **overrides: Any
+    ) -> Iterator[TestClient]:
         settings = Settings(**{"model_dir": zoo_dir, "default_model": "glyph", **overrides})
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        app = create_app(settings, express=express, hooks=hooks)
+        with TestClient(app, raise_server_exceptions=False) as client:
             if ready:
                 wait_ready(client)
             yield client

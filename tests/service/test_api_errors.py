@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.repository import ModelRepository
-from service.runtime import ModelRuntime
+from service.runtime.model import ModelRuntime
+from service.runtime.repository import ModelRepository
 
 from .conftest import ClientFactory, assert_problem, glyphs, wait_ready
 

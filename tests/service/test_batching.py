@@ -1,4 +1,5 @@
-"""Micro-batching never changes answers: bit-for-bit equal to unbatched, in order, isolated."""
+"""The scheduler (service/dataplane/scheduler.py): micro-batching never changes answers:
+bit-for-bit equal to unbatched, in order, isolated."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import numpy as np
 import pytest
 
 from bench.models import build_image
-from service.batching import Arrivals, Batcher, BatchOptions, Overloaded, attach, detach
-from service.errors import NotReady
-from service.repository import ModelRepository
-from service.runtime import F32, Op
+from service.dataplane.operations import ENCODE, RECONSTRUCT, Job
+from service.dataplane.plane import DataPlane
+from service.dataplane.scheduler import Arrivals, BatchOptions, Scheduler
+from service.http.problems import status_of
+from service.metrics import Metrics
+from service.runtime.errors import NotReady, Overloaded
+from service.runtime.repository import ModelRepository
+from service.runtime.sessions import F32
 
 from .conftest import ClientFactory, glyphs
 
@@ -28,7 +33,7 @@ class FakeModel:
         self.gate = threading.Event()
         self.gate.set()
 
-    def infer(self, op: Op, x: F32) -> list[F32]:
+    def infer(self, op: str, x: F32) -> list[F32]:
         self.gate.wait(5)
         self.calls.append(int(x.shape[0]))
         self.threads.append(threading.get_ident())
@@ -41,15 +46,52 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def started(model: FakeModel, inline: bool = False, **options: float) -> Batcher:
-    batcher = Batcher(
-        model.infer,
+FORWARD = object()  # the operation of the fake jobs (the scheduler batches by identity)
+
+
+def work_of(model: FakeModel) -> object:
+    """A scheduler's batch work over the fake model: one call, each job its rows."""
+
+    def work(jobs: list[Job]) -> list[dict[str, object]]:
+        x = np.concatenate([job.x for job in jobs])
+        doubled, summed = model.infer("forward", x)
+        out, a = [], 0
+        for job in jobs:
+            out.append({"out": [doubled[a : a + job.n], summed[a : a + job.n]]})
+            a += job.n
+        return out
+
+    return work
+
+
+async def started(
+    model: FakeModel, inline: bool = False, arrivals: Arrivals | None = None, **options: float
+) -> Scheduler:
+    batcher = Scheduler(
+        work_of(model),  # type: ignore[arg-type]
         BatchOptions(**options),  # type: ignore[arg-type]
         name="fake",
         inline=inline,
+        arrivals=arrivals,
     )
     batcher.start()
     return batcher
+
+
+async def submit(batcher: Scheduler, x: F32) -> list[F32]:
+    """One job through the scheduler, as DataPlane.run does it."""
+    future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+
+    def reply(result: object) -> None:
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    job = Job(FORWARD, None, None, x, len(x), reply=reply, cancelled=future.done)  # type: ignore[arg-type]
+    batcher.submit(job)
+    out = (await future)["out"]
+    return out  # type: ignore[return-value]
 
 
 def test_rows_come_back_to_their_request_in_order() -> None:
@@ -62,7 +104,7 @@ def test_rows_come_back_to_their_request_in_order() -> None:
             np.full((n, 3), i, dtype=np.float32) + np.arange(n)[:, None]
             for i, n in enumerate(sizes)
         ]
-        outs = await asyncio.gather(*(batcher.submit("forward", x) for x in xs))
+        outs = await asyncio.gather(*(submit(batcher, x) for x in xs))
         for x, (doubled, summed) in zip(xs, outs, strict=True):
             assert np.array_equal(doubled, x * 2) and np.array_equal(summed, x.sum(axis=1))
         # Gathered into fewer calls than requests, none larger than max_size.
@@ -79,12 +121,12 @@ def test_gathering_waits_for_requests_the_front_has_started(inline: bool) -> Non
     the ones the front has counted (Arrivals) instead of stopping at the first quiet turn."""
     staggered = [0, 1, 2, 3, 5, 8, 13, 21]  # loop turns each request spends before submit()
 
-    async def client(batcher: Batcher, arrivals: Arrivals | None, turns: int, i: int) -> F32:
+    async def client(batcher: Scheduler, arrivals: Arrivals | None, turns: int, i: int) -> F32:
         arrival = arrivals.start() if arrivals is not None else None
         try:
             for _ in range(turns):  # reading, parsing, validating ...
                 await asyncio.sleep(0)
-            out = await batcher.submit("forward", np.full((1, 3), i, dtype=np.float32))
+            out = await submit(batcher, np.full((1, 3), i, dtype=np.float32))
         finally:
             if arrival is not None:
                 arrival.done()
@@ -95,14 +137,9 @@ def test_gathering_waits_for_requests_the_front_has_started(inline: bool) -> Non
 
         async def main() -> None:
             arrivals = Arrivals() if counted else None
-            batcher = Batcher(
-                model.infer,
-                BatchOptions(max_size=64, max_wait_s=0.5),
-                name="fake",
-                inline=inline,
-                arrivals=arrivals,
+            batcher = await started(
+                model, inline=inline, arrivals=arrivals, max_size=64, max_wait_s=0.5
             )
-            batcher.start()
             outs = await asyncio.gather(
                 *(client(batcher, arrivals, t, i) for i, t in enumerate(staggered))
             )
@@ -125,7 +162,7 @@ def test_arrival_done_is_idempotent_and_submit_marks_the_request_arrived() -> No
         arrival = arrivals.start()
         assert arrivals.count == 1
         batcher = await started(FakeModel(), max_size=4, max_wait_s=0.01)
-        await batcher.submit("forward", np.zeros((1, 3), dtype=np.float32))
+        await submit(batcher, np.zeros((1, 3), dtype=np.float32))
         assert arrivals.count == 0  # submit() marked it
         arrival.done()
         arrival.done()
@@ -141,9 +178,7 @@ def test_a_request_larger_than_max_size_runs_alone() -> None:
     async def main() -> None:
         batcher = await started(model, max_size=4, max_wait_s=0.01)
         x = np.ones((10, 2), dtype=np.float32)
-        (doubled, _), (small, _) = await asyncio.gather(
-            batcher.submit("forward", x), batcher.submit("forward", x[:1])
-        )
+        (doubled, _), (small, _) = await asyncio.gather(submit(batcher, x), submit(batcher, x[:1]))
         assert doubled.shape == (10, 2) and small.shape == (1, 2)
         assert sorted(model.calls) == [1, 10]
         await batcher.stop()
@@ -157,9 +192,7 @@ def test_a_failing_request_fails_alone() -> None:
     async def main() -> None:
         batcher = await started(model, max_size=64, max_wait_s=0.01)
         xs = [np.full((1, 2), v, dtype=np.float32) for v in (1, 2, -1, 3)]
-        results = await asyncio.gather(
-            *(batcher.submit("forward", x) for x in xs), return_exceptions=True
-        )
+        results = await asyncio.gather(*(submit(batcher, x) for x in xs), return_exceptions=True)
         assert isinstance(results[2], ValueError)
         for i in (0, 1, 3):
             out = results[i]
@@ -176,14 +209,14 @@ def test_cancelled_and_timed_out_clients_do_not_poison_the_queue() -> None:
         batcher = await started(model, max_size=64, max_wait_s=0.0)
         x = np.ones((1, 2), dtype=np.float32)
         model.gate.clear()  # the worker blocks inside its first call
-        first = asyncio.create_task(batcher.submit("forward", x))
+        first = asyncio.create_task(submit(batcher, x))
         await asyncio.sleep(0.05)
-        cancelled = asyncio.create_task(batcher.submit("forward", x * 5))
+        cancelled = asyncio.create_task(submit(batcher, x * 5))
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(batcher.submit("forward", x * 7), 0.05)
+            await asyncio.wait_for(submit(batcher, x * 7), 0.05)
         await asyncio.sleep(0.01)
         cancelled.cancel()
-        later = asyncio.create_task(batcher.submit("forward", x * 3))
+        later = asyncio.create_task(submit(batcher, x * 3))
         await asyncio.sleep(0.01)
         model.gate.set()
         assert np.array_equal((await first)[0], x * 2)
@@ -191,7 +224,7 @@ def test_cancelled_and_timed_out_clients_do_not_poison_the_queue() -> None:
         assert cancelled.cancelled()
         # The abandoned rows never reached the model; the queue is empty again.
         assert model.calls == [1, 1] and batcher.queued == 0
-        assert np.array_equal((await batcher.submit("forward", x))[0], x * 2)
+        assert np.array_equal((await submit(batcher, x))[0], x * 2)
         await batcher.stop()
 
     run(main())
@@ -204,13 +237,13 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
         batcher = await started(model, max_size=2, max_wait_s=0.0, queue_limit=4)
         x = np.ones((2, 2), dtype=np.float32)
         model.gate.clear()
-        running = asyncio.create_task(batcher.submit("forward", x))  # taken by the worker
+        running = asyncio.create_task(submit(batcher, x))  # taken by the worker
         await asyncio.sleep(0.05)
-        queued = [asyncio.create_task(batcher.submit("forward", x)) for _ in range(2)]
+        queued = [asyncio.create_task(submit(batcher, x)) for _ in range(2)]
         await asyncio.sleep(0.01)
         with pytest.raises(Overloaded) as err:
-            await batcher.submit("forward", x)
-        assert err.value.status == 503 and err.value.headers["Retry-After"] == "1"
+            await submit(batcher, x)
+        assert status_of(err.value) == 503 and err.value.headers["Retry-After"] == "1"
         model.gate.set()
         for task in [running, *queued]:
             assert np.array_equal((await task)[0], x * 2)
@@ -226,14 +259,14 @@ def test_stop_fails_queued_requests_with_503() -> None:
         batcher = await started(model, max_size=1, max_wait_s=0.0)
         x = np.ones((1, 2), dtype=np.float32)
         model.gate.clear()
-        tasks = [asyncio.create_task(batcher.submit("forward", x)) for _ in range(3)]
+        tasks = [asyncio.create_task(submit(batcher, x)) for _ in range(3)]
         await asyncio.sleep(0.05)
         model.gate.set()
         await batcher.stop()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert any(isinstance(r, NotReady) for r in results)
         with pytest.raises(NotReady):
-            await batcher.submit("forward", x)
+            await submit(batcher, x)
 
     run(main())
 
@@ -247,7 +280,7 @@ def test_inline_lone_request_runs_on_the_event_loop_thread() -> None:
     async def main() -> None:
         batcher = await started(model, inline=True, max_size=16, max_wait_s=0.01)
         x = np.arange(6, dtype=np.float32).reshape(2, 3)
-        doubled, summed = await batcher.submit("forward", x)
+        doubled, summed = await submit(batcher, x)
         assert np.array_equal(doubled, x * 2) and np.array_equal(summed, x.sum(axis=1))
         assert model.threads == [threading.get_ident()] and batcher.inlined == 1
         assert batcher.queued == 0
@@ -264,9 +297,7 @@ def test_inline_concurrent_requests_are_batched_in_order_and_fail_alone() -> Non
         sizes = [1, 3, 1, 2, 5, 1]
         xs = [np.full((n, 2), i + 1, dtype=np.float32) for i, n in enumerate(sizes)]
         xs[3] = np.full((2, 2), -1, dtype=np.float32)  # poisons its batch: retried alone
-        results = await asyncio.gather(
-            *(batcher.submit("forward", x) for x in xs), return_exceptions=True
-        )
+        results = await asyncio.gather(*(submit(batcher, x) for x in xs), return_exceptions=True)
         assert isinstance(results[3], ValueError)
         for i, out in enumerate(results):
             if i != 3:
@@ -279,21 +310,23 @@ def test_inline_concurrent_requests_are_batched_in_order_and_fail_alone() -> Non
     run(main())
 
 
-def test_inline_batch_that_cannot_even_be_formed_fails_every_request() -> None:
-    """An error outside the model call (here: rows that do not concatenate) reaches every
-    request of the batch, as in the worker; none is left waiting."""
+def test_inline_batch_that_cannot_even_be_formed_runs_each_request_alone() -> None:
+    """An error outside the model call (here: rows that do not concatenate) sends each request
+    of the batch alone, as any failed batch; none is left waiting."""
     model = FakeModel()
 
     async def main() -> None:
         batcher = await started(model, inline=True, max_size=16, max_wait_s=0.01)
         xs = [np.ones((1, 2), dtype=np.float32), np.ones((1, 3), dtype=np.float32)]
         results = await asyncio.wait_for(
-            asyncio.gather(*(batcher.submit("forward", x) for x in xs), return_exceptions=True),
+            asyncio.gather(*(submit(batcher, x) for x in xs), return_exceptions=True),
             2,
         )
-        assert all(isinstance(r, ValueError) for r in results) and batcher.queued == 0
+        for x, r in zip(xs, results, strict=True):
+            assert isinstance(r, list) and np.array_equal(r[0], x * 2)
+        assert batcher.queued == 0
         x = np.ones((1, 2), dtype=np.float32)
-        assert np.array_equal((await batcher.submit("forward", x))[0], x * 2)  # still serving
+        assert np.array_equal((await submit(batcher, x))[0], x * 2)  # still serving
         await batcher.stop()
 
     run(main())
@@ -305,7 +338,7 @@ def test_inline_request_larger_than_max_size_goes_to_the_thread() -> None:
     async def main() -> None:
         batcher = await started(model, inline=True, max_size=4, max_wait_s=0.01)
         x = np.ones((10, 2), dtype=np.float32)
-        doubled, _ = await batcher.submit("forward", x)
+        doubled, _ = await submit(batcher, x)
         assert np.array_equal(doubled, x * 2) and batcher.inlined == 0
         assert model.threads[0] != threading.get_ident()
         await batcher.stop()
@@ -313,66 +346,36 @@ def test_inline_request_larger_than_max_size_goes_to_the_thread() -> None:
     run(main())
 
 
-def test_inline_cancelled_leader_hands_the_queue_to_the_worker() -> None:
+def test_inline_cancelled_request_is_skipped() -> None:
     model = FakeModel()
 
     async def main() -> None:
         batcher = await started(model, inline=True, max_size=64, max_wait_s=5.0)
         x = np.ones((1, 2), dtype=np.float32)
-        leader = asyncio.create_task(batcher.submit("forward", x))
-        await asyncio.sleep(0)  # the leader queues its rows and yields to gather others
-        follower = asyncio.create_task(batcher.submit("forward", x * 3))
-        leader.cancel()  # before it runs again
+        first = asyncio.create_task(submit(batcher, x))
+        await asyncio.sleep(0)  # queued; the flush comes on a later turn
+        follower = asyncio.create_task(submit(batcher, x * 3))
+        first.cancel()
         assert np.array_equal((await asyncio.wait_for(follower, 2))[0], x * 6)
-        assert leader.cancelled() and batcher.queued == 0
-        # The worker ran the follower alone, in its thread; the leader's rows were dropped.
-        assert model.calls == [1] and model.threads[0] != threading.get_ident()
+        assert first.cancelled() and batcher.queued == 0
+        # The follower ran alone, on the loop; the cancelled rows never reached the model.
+        assert model.calls == [1] and model.threads == [threading.get_ident()]
         await batcher.stop()
 
     run(main())
 
 
-@pytest.mark.parametrize(("bound", "inline"), [(0.0, False), (1.0, True)])
-def test_attach_runs_a_model_inline_when_its_forward_pass_is_fast_enough(
-    repo: ModelRepository, bound: float, inline: bool
+def test_the_app_runs_a_model_inline_when_its_forward_pass_is_fast_enough(
+    make_client: ClientFactory,
 ) -> None:
-    runtime = repo.get("table")
-    assert 0 < runtime.forward_seconds() < 1.0
-
-    async def main() -> tuple[bool, int, int]:
-        attach(repo, BatchOptions(inline_max_s=bound))
-        try:
-            batcher = runtime.executor
-            assert isinstance(batcher, Batcher)
-            await runtime.reconstruct_async(inputs_for("table", 1, 0))
-            return batcher.inline, batcher.inlined, batcher.batches
-        finally:
-            await detach(repo)
-
-    assert asyncio.run(main()) == (inline, int(inline), 1)
-
-
-def test_attach_uses_given_forward_times_and_the_app_times_them(
-    repo: ModelRepository, make_client: ClientFactory
-) -> None:
-    async def inline_of(forward_s: dict[str, float]) -> dict[str, bool]:
-        attach(repo, BatchOptions(inline_max_s=0.0001), forward_s)
-        try:
-            return {
-                name: rt.executor.inline  # type: ignore[union-attr]
-                for name, rt in repo.models.items()
-            }
-        finally:
-            await detach(repo)
-
-    slow = asyncio.run(inline_of(dict.fromkeys(repo.models, 1.0)))
-    fast = asyncio.run(inline_of(dict.fromkeys(repo.models, 0.0)))
-    assert not any(slow.values()) and all(fast.values())
     # The app times the models: every forward pass is under a second; a bound of 0 turns it off.
     for bound, expected in ((1_000_000, True), (0, False)):
         with make_client(batch_inline_max_us=bound) as client:
-            models = client.app.state.load.repository.models  # type: ignore[attr-defined]
-            assert {rt.executor.inline for rt in models.values()} == {expected}
+            schedulers = client.app.state.plane.schedulers
+            assert {s.inline for s in schedulers.values()} == {expected}
+            r = client.post("/reconstruct", json={"model": "table", "inputs": [[1, 2, 3, 4]]})
+            assert r.status_code == 200
+            assert schedulers["table"].inlined == int(expected)
 
 
 # -- real models: batched == unbatched, bit for bit ----------------------------------------
@@ -408,26 +411,30 @@ def test_batched_answers_equal_unbatched_bit_for_bit(
     expected_z = [runtime.encode(x).latents for x in xs]
 
     async def main() -> tuple[list[object], list[object], int]:
-        # inline: every model runs its batches on the event loop; else always in the thread.
-        attach(repo, BatchOptions(max_size=32, max_wait_s=0.002, inline_max_s=float(inline)))
+        # inline: the model runs its batches on the event loop; else always in the thread.
+        plane = DataPlane(metrics=Metrics(), batching=BatchOptions(max_size=32, max_wait_s=0.002))
+        plane.start(repo, frozenset(repo.models) if inline else frozenset())
         try:
-            recs = await asyncio.gather(*(runtime.reconstruct_async(x) for x in xs))
-            encs = await asyncio.gather(*(runtime.encode_async(x) for x in xs))
-            batcher = runtime.executor
-            assert isinstance(batcher, Batcher)
-            assert batcher.inline is inline and (batcher.inlined > 0) is inline
-            return list(recs), list(encs), batcher.batches
+
+            def job(op: object, x: F32) -> Job:
+                options = op.options.model_validate({"inputs": x.tolist()})  # type: ignore[attr-defined]
+                return plane.prepare(op, runtime, options)  # type: ignore[arg-type]
+
+            recs = await asyncio.gather(*(plane.run(job(RECONSTRUCT, x)) for x in xs))
+            encs = await asyncio.gather(*(plane.run(job(ENCODE, x)) for x in xs))
+            scheduler = plane.schedulers[name]
+            assert scheduler.inline is inline and (scheduler.inlined > 0) is inline
+            return list(recs), list(encs), scheduler.batches
         finally:
-            await detach(repo)
+            await plane.stop()
 
     recs, encs, batches = asyncio.run(main())
     assert batches < 2 * len(xs)  # requests really were batched together
     for want, got in zip(expected, recs, strict=True):
-        assert np.array_equal(want.outputs, got.outputs)  # type: ignore[attr-defined]
-        assert np.array_equal(want.scores, got.scores)  # type: ignore[attr-defined]
+        assert np.array_equal(want.outputs, got["outputs"])  # type: ignore[index]
+        assert np.array_equal(want.scores, got["scores"])  # type: ignore[index]
     for want_z, enc in zip(expected_z, encs, strict=True):
-        assert np.array_equal(want_z, enc.latents)  # type: ignore[attr-defined]
-    assert runtime.executor is None
+        assert np.array_equal(want_z, enc["latents"])  # type: ignore[index]
 
 
 def test_http_answers_are_the_same_with_batching_on_and_off(make_client: ClientFactory) -> None:

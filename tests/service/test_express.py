@@ -1,4 +1,5 @@
-"""The express lane (service/express.py): the same answers as the ASGI path, on a real server.
+"""The express lane (service/http/express.py): the same answers as the ASGI path, on a real
+server.
 
 ``python -m service`` runs uvicorn with :class:`ExpressProtocol`; the in-process TestClient
 goes through the ASGI app only, so it is the reference. Every answer must be the same bytes,
@@ -19,13 +20,15 @@ import httpx
 import numpy as np
 import pytest
 
-from service import express
-from service.codecs import LARGE_BODY
+from service.codecs.arrays import LARGE_BODY
+from service.dataplane.operations import RECONSTRUCT, Job, batch_inputs
+from service.http import express
 from tests.live_server import live_server
 
 from .conftest import ClientFactory, glyphs
 
 RID = {"x-request-id": "express-test-1"}
+EMPTY = np.empty((0,), dtype=np.float32)
 
 # (path, JSON body, whether the lane answers it itself)
 CASES: list[tuple[str, Any, bool]] = [
@@ -166,7 +169,7 @@ def test_requests_the_lane_does_not_take_go_the_full_path(
         ("/reconstruct", {**json_ct, "accept": "application/x-npy"}, body),
         ("/reconstruct", {"content-type": "text/plain"}, body),  # 415
         ("/reconstruct", json_ct, iter([body[:10], body[10:]])),  # chunked
-        ("/encode", json_ct, body),  # not an express path
+        ("/decode", json_ct, raw_body({"model": "glyph", "latents": [[0.0] * 35]})),  # latents
     ]
     with make_client() as local, httpx.Client(base_url=server, timeout=10) as http:
         for path, headers, content in variants:
@@ -259,16 +262,11 @@ def test_a_client_that_leaves_early_does_not_disturb_the_others(server: str) -> 
 
 
 class FakeProtocol:
-    """What ExpressLane needs of its protocol: a loop to schedule the flush, and the two ends."""
+    """What ExpressLane needs of its protocol: the two ends (answer, decline)."""
 
     def __init__(self) -> None:
-        self.scheduled: list[Any] = []
-        self.loop = self
         self.answers: dict[int, tuple[str, bytes]] = {}
         self.declined: list[int] = []
-
-    def call_soon(self, callback: Any) -> None:
-        self.scheduled.append(callback)
 
     def express_answer(self, cycle: Any, request_id: str, data: bytes) -> None:
         self.answers[cycle.number] = (request_id, data)
@@ -281,7 +279,28 @@ class FakeCycle:
     def __init__(self, number: int, path: str, body: Any) -> None:
         self.number = number
         self.body = bytearray(raw_body(body))
-        self.scope = {"path": path, "headers": [(b"x-request-id", f"r{number}".encode())]}
+        self.disconnected = False
+        self.scope = {
+            "path": path,
+            "raw_path": path.encode(),
+            "client": ("127.0.0.1", 1),
+            "headers": [(b"x-request-id", f"r{number}".encode())],
+        }
+
+
+def take_all(client: Any, items: list[tuple[Any, FakeCycle]]) -> list[bool]:
+    """lane.take for each (protocol, cycle) in one turn of the app's event loop, then let the
+    schedulers flush."""
+    lane = client.app.state.express
+
+    async def run() -> list[bool]:
+        taken = [lane.take(protocol, cycle) for protocol, cycle in items]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return taken
+
+    result: list[bool] = client.portal.call(run)
+    return result
 
 
 def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_request(
@@ -298,8 +317,8 @@ def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_
     records = [{"alpha": float(a), "beta": -2.0, "gamma": 0.5, "delta": 100.0} for a in range(5)]
     bodies += [("/anomaly-score", {"model": "table", "records": records[:k]}) for k in (1, 2, 2)]
     bodies.append(("/anomaly-score", {"model": "table", "records": [{"id": 3, **records[4]}]}))
-    with make_client() as client:
-        lane = client.app.express
+    with make_client(express=True) as client:
+        lane = client.app.state.express
         repository = client.app.state.load.repository
         calls: dict[str, list[int]] = {"pixels28": [], "table": []}
         for name, log in calls.items():
@@ -310,19 +329,18 @@ def test_one_flush_answers_a_batch_with_one_onnx_call_and_declines_only_the_bad_
                 lambda op, x, f=runtime.infer, log=log: log.append(len(x)) or f(op, x),
             )
         protocol = FakeProtocol()
-        for i, (path, body) in enumerate(bodies):
+        for path, _ in bodies:
             assert lane.takes(
                 {
                     "method": "POST",
-                    "path": path,
+                    "raw_path": path.encode(),
                     "query_string": b"",
                     "root_path": "",
                     "headers": [(b"content-length", b"10")],
                 }
             )
-            assert lane.take(protocol, FakeCycle(i, path, body))
-        assert len(protocol.scheduled) == 1  # one flush for all of them
-        protocol.scheduled[0]()
+        cycles = [(protocol, FakeCycle(i, path, body)) for i, (path, body) in enumerate(bodies)]
+        assert all(take_all(client, cycles))
         # The out-of-range request and the one beyond 2**53: the full path answers them.
         assert protocol.declined == [2, 4]
         # One ONNX call for the table's requests together. The images' batch was refused before
@@ -343,22 +361,20 @@ def test_a_flush_runs_up_to_max_size_samples_per_onnx_call(
     rng = np.random.default_rng(4)
     sizes = [3, 1, 2, 4, 1, 3]
     bodies = [{"model": "pixels28", "inputs": rng.random((n, 784)).tolist()} for n in sizes]
-    with make_client(batch_max_size=8) as client:
-        lane = client.app.express
+    with make_client(batch_max_size=8, express=True) as client:
         runtime = client.app.state.load.repository.models["pixels28"]
         calls: list[int] = []
         infer = runtime.infer
         monkeypatch.setattr(runtime, "infer", lambda op, x: calls.append(len(x)) or infer(op, x))
         protocol = FakeProtocol()
-        for i, body in enumerate(bodies):
-            assert lane.take(protocol, FakeCycle(i, "/reconstruct", body))
-        protocol.scheduled[0]()
+        cycles = [(protocol, FakeCycle(i, "/reconstruct", body)) for i, body in enumerate(bodies)]
+        assert all(take_all(client, cycles))
         assert calls == [6, 8]  # 3+1+2, then 4+1+3: whole requests, at most 8 samples
         for i, body in enumerate(bodies):
             assert protocol.answers[i][1] == client.post("/reconstruct", json=body).content
-    with make_client(batching=False) as client:
+    with make_client(batching=False, express=True) as client:
         # The lane batches by design: off with batching (the full path serves every request).
-        assert not client.app.express.models
+        assert not client.app.state.express.on
         assert client.post("/reconstruct", json=bodies[0]).status_code == 200
 
 
@@ -440,12 +456,13 @@ def test_a_request_whose_answer_cannot_be_written_does_not_cost_the_others(
             self.closed = True
 
     bodies = [{"model": "pixels28", "inputs": np.full((1, 784), v).tolist()} for v in (0.1, 0.2)]
-    with make_client() as client:
-        lane = client.app.express
+    with make_client(express=True) as client:
         good, broken = FakeProtocol(), Broken()
-        assert lane.take(broken, FakeCycle(0, "/reconstruct", bodies[0]))
-        assert lane.take(good, FakeCycle(1, "/reconstruct", bodies[1]))
-        broken.scheduled[0]()  # one flush serves both (scheduled by the first)
+        cycles = [
+            (broken, FakeCycle(0, "/reconstruct", bodies[0])),
+            (good, FakeCycle(1, "/reconstruct", bodies[1])),
+        ]
+        assert all(take_all(client, cycles))  # one batch serves both
         assert (
             broken.closed
             and good.answers[1][1] == client.post("/reconstruct", json=bodies[1]).content
@@ -466,25 +483,23 @@ def test_large_flat_bodies_are_cast_with_the_batch_only_within_2_to_the_53(
         big[0, 5] = 2**54 + 2**30 + 1
         assert np.float32(big[0, 5]) != np.asarray([2**54 + 2**30 + 1]).astype(np.float32)[0]
 
-        def jobs(*rows: np.ndarray) -> list[express._Job]:
+        def jobs(*rows: np.ndarray) -> list[Job]:
             out = []
             for r in rows:
-                job = express._Job(
-                    FakeProtocol(), FakeCycle(0, "/reconstruct", {}), runtime, express._EMPTY, 0.0
-                )
-                job.wide, job.n = r, len(r)
+                job = Job(RECONSTRUCT, runtime, RECONSTRUCT.default_options, EMPTY, len(r))
+                job.wide = r
                 out.append(job)
             return out
 
-        x = express._batch_inputs(runtime, jobs(ok, ok[:1]))
+        x = batch_inputs(runtime, jobs(ok, ok[:1]))
         assert x.dtype == np.float32 and x.shape == (3, 28, 28) and (x == 0.25).all()
-        with pytest.raises(express._Decline):
-            express._batch_inputs(runtime, jobs(ok, big))
+        with pytest.raises(ValueError):
+            batch_inputs(runtime, jobs(ok, big))
         big[0, 5] = -(2**53)
-        with pytest.raises(express._Decline):
-            express._batch_inputs(runtime, jobs(big))
+        with pytest.raises(ValueError):
+            batch_inputs(runtime, jobs(big))
         big[0, 5] = 2**53 - 1
-        assert express._batch_inputs(runtime, jobs(big))[0, 0, 5] == np.float32(2**53 - 1)
+        assert batch_inputs(runtime, jobs(big))[0, 0, 5] == np.float32(2**53 - 1)
 
 
 class Transport:
@@ -557,7 +572,7 @@ def test_keep_alive_after_lane_answers_closes_idle_connections_only(
         busy.connection_lost(None)
         return times, answered, closed_after
 
-    with make_client() as client:
-        times, answered, closed_after = asyncio.run(scenario())
+    with make_client(express=True) as client:
+        times, answered, closed_after = client.portal.call(scenario)
     assert timeout <= closed_after < 2 * timeout + 0.2
     assert answered == list(range(1, len(times) + 1))  # every request answered by the lane

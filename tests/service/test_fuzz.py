@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from service.app import create_app
-from service.schemas import Problem
+from service.http.app import create_app
+from service.http.openapi import Problem
 from service.settings import Settings
 
 from .conftest import wait_ready

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 
 from .conftest import assert_problem, wait_ready
@@ -204,7 +204,7 @@ def test_shipped_tabular_values_overflowing_the_scaler_are_422(
 def test_error_renderer_survives_text_json_cannot_hold() -> None:
     from starlette.requests import Request
 
-    from service.errors import problem_response
+    from service.http.problems import problem_response
 
     request = Request({"type": "http", "path": "/x", "headers": [], "method": "GET"})
     r = problem_response(request, 404, "unknown model '\ud800'", big=2**70)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service import memory
-from service.app import create_app
+from service.http.app import create_app
+from service.runtime import memory
 from service.settings import Settings
 
 # 40 MB arrays (above glibc's own largest mmap threshold) made and freed five times; the minor
@@ -18,7 +18,7 @@ from service.settings import Settings
 PROBE = """
 import resource, sys
 import numpy as np
-from service import memory
+from service.runtime import memory
 if sys.argv[1] == "keep":
     assert memory.keep_large_blocks()
 np.ones(5_000_000)

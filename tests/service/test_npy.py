@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.codecs import NPY, decode_npy, encode_npy
-from service.errors import BadRequest, InvalidInput
+from service.codecs.npy import NPY, decode_npy, encode_npy
+from service.runtime.errors import BadRequest, InvalidInput
 
 from .conftest import assert_problem, glyphs
 

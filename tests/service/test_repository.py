@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ModelNotFound
-from service.manifest import DECODER_FILE, ENCODER_FILE, MANIFEST_FILE
-from service.repository import ModelRepository
+from service.runtime.errors import ModelNotFound
+from service.runtime.manifest import DECODER_FILE, ENCODER_FILE, MANIFEST_FILE
+from service.runtime.repository import ModelRepository
 
 from .conftest import ClientFactory, assert_problem, build_glyph, build_table
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import InvalidInput, UnsupportedOperation
-from service.repository import ModelRepository
-from service.runtime import ModelRuntime
+from service.runtime.errors import InvalidInput, UnsupportedOperation
+from service.runtime.model import ModelRuntime
+from service.runtime.repository import ModelRepository
 
 from .conftest import SCALER_MEAN, SCALER_STD, bce, glyphs
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from training.cli import main
 from training.datasets import load_dataset
 from training.datasets.idx import (

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from training.baselines import PCA, knn_accuracy, psnr, roc_auc
 from training.datasets import Dataset, Split, load_dataset
 from training.image_study import ImageEvalOptions, OneClassOptions, one_class_protocol

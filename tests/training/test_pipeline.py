@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from service.manifest import Manifest, sha256_file
+from service.runtime.manifest import Manifest, sha256_file
 from training import plots
 from training.cli import main
 from training.datasets import DATASETS, Dataset, Split, load_dataset

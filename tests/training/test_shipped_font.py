@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from training.datasets.font import glyphs
 from training.evaluate import wrong_pixels
 from training.noise import corrupt

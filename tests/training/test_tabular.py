@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.manifest import Manifest
+from service.runtime.manifest import Manifest
 from training.anomaly import best_f1_threshold, choose_threshold, quantile_threshold
 from training.cli import main as cli_main
 from training.datasets import load_dataset

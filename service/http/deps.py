@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.dataplane.plane import DataPlane
 from service.metrics import Metrics
-from service.repository import LoadState, ModelRepository
+from service.runtime.repository import LoadState, ModelRepository
 from service.settings import Settings
 
 
@@ -20,15 +21,20 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_plane(request: Request) -> DataPlane:
+    plane: DataPlane = request.app.state.plane
+    return plane
+
+
 async def get_load_state(request: Request) -> LoadState:
-    state: LoadState = request.app.state.load
-    return state
+    plane: DataPlane = request.app.state.plane
+    return plane.load
 
 
 async def get_repository(request: Request) -> ModelRepository:
     """The loaded repository; 503 with Retry-After while models are still loading."""
-    state: LoadState = request.app.state.load
-    return state.require()
+    plane: DataPlane = request.app.state.plane
+    return plane.repository
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -39,4 +45,5 @@ async def get_metrics(request: Request) -> Metrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LoadStateDep = Annotated[LoadState, Depends(get_load_state)]
 RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+PlaneDep = Annotated[DataPlane, Depends(get_plane)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.codecs import json_response
-from service.deps import LoadStateDep, MetricsDep
-from service.errors import NotReady
+from service.dataplane.schemas import HealthResponse, ReadyResponse
+from service.http.deps import LoadStateDep, MetricsDep
+from service.http.openapi import PROBLEM_RESPONSES
+from service.http.responses import json_response
 from service.metrics import CONTENT_TYPE
-from service.schemas import PROBLEM_RESPONSES, HealthResponse, ReadyResponse
+from service.runtime.errors import NotReady
 
 router = APIRouter(tags=["operations"])
 

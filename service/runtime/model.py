@@ -10,9 +10,9 @@ standardised with the manifest's scaler). Scores are computed in model space.
 
 The ONNX work of an operation is :meth:`ModelRuntime.infer` (``encode``, ``decode`` or
 ``forward`` = encode then decode, on a model-space batch); rows never influence each other, so
-concatenated requests give the same rows. The async operations (``*_async``) hand that call to
-an :class:`Executor` (the batching worker, ``service.batching``) or, without one, to the thread
-pool; the sync ones call it directly.
+concatenated requests give the same rows. The data plane (``service.dataplane``) builds its
+operations from the public pieces here (spaces, :meth:`~ModelRuntime.infer`, scores,
+results) and decides where they run; the runtime itself never schedules anything.
 """
 
 from __future__ import annotations
@@ -24,68 +24,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
-from starlette.concurrency import run_in_threadpool
 
-from service.errors import InvalidInput, ModelLoadError, UnsupportedOperation
-from service.manifest import Manifest
+from service.runtime import scoring
+from service.runtime.errors import InvalidInput, ModelLoadError, UnsupportedOperation
+from service.runtime.manifest import Manifest
+from service.runtime.sessions import F32, F64
 
 logger = logging.getLogger(__name__)
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-
-# BCE clips reconstructions to [eps, 1 - eps] so log() stays finite (matches training).
-BCE_EPS = 1e-7
 # Image values may exceed the manifest range by float rounding (e.g. 255/255 * 1.0).
 RANGE_TOLERANCE = 1e-6
 MAX_SAMPLE_SCALE = 10.0
 
 
-@dataclass(frozen=True)
-class OnnxOptions:
-    """onnxruntime session settings for a server (see docs/benchmarks.md for the measurements).
-
-    One intra-op thread per session: requests (or micro-batches) of small dense models finish in
-    tens of microseconds, far below what splitting a GEMM across threads saves, and every extra
-    thread competes with the event loop for the same cores. No spinning: idle pool threads that
-    spin burn a core between requests. The CPU arena stays on: it reuses buffers between runs.
-    """
-
-    intra_op_threads: int = 1  # 0: onnxruntime picks (all cores)
-    inter_op_threads: int = 1
-    spinning: bool = False
-    arena: bool = True
-
-
-def open_session(path: Path, options: OnnxOptions) -> Any:
-    """An onnxruntime CPU session with the configured threading, spinning and arena."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = options.intra_op_threads
-    so.inter_op_num_threads = options.inter_op_threads
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.enable_cpu_mem_arena = options.arena
-    spin = "1" if options.spinning else "0"
-    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    so.log_severity_level = 3  # errors only: load failures are reported by the repository
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
 # What :meth:`ModelRuntime.infer` can run: encoder, decoder, or both (the encoder's first output,
 # the VAE mean, fed to the decoder).
 Op = Literal["encode", "decode", "forward"]
-
-
-class Executor(Protocol):
-    """Runs :meth:`ModelRuntime.infer` for the async operations (the batching worker)."""
-
-    async def submit(self, op: Op, x: F32) -> list[F32]: ...
 
 
 @dataclass(frozen=True)
@@ -154,8 +112,6 @@ class ModelRuntime:
         self.max_batch = max_batch
         self._encoder = encoder
         self._decoder = decoder
-        # Set by service.batching when batching is on; None: the thread pool, one call each.
-        self.executor: Executor | None = None
 
         spec = manifest.input
         self.shape: tuple[int, ...] = tuple(spec.shape)
@@ -215,14 +171,6 @@ class ModelRuntime:
         """Outputs can be returned as PNG: grayscale [H, W] image models."""
         return self.kind == "image" and len(self.shape) == 2
 
-    @property
-    def endpoints(self) -> list[str]:
-        """The inference endpoints this model supports."""
-        eps = ["/encode", "/decode", "/reconstruct", "/sample", "/anomaly-score"]
-        if self.denoiser:
-            eps.insert(3, "/denoise")
-        return eps
-
     # -- the one inference call -------------------------------------------------------------
 
     def _run(self, session: Any, outputs: Sequence[str], feeds: dict[str, F32]) -> list[F32]:
@@ -259,12 +207,6 @@ class ModelRuntime:
             times.append(time.perf_counter() - start)
         return min(times)
 
-    async def infer_async(self, op: Op, x: F32) -> list[F32]:
-        """:meth:`infer` off the event loop: the batching worker if set, else the thread pool."""
-        if self.executor is not None:
-            return await self.executor.submit(op, x)
-        return await run_in_threadpool(self.infer, op, x)
-
     # -- validation and spaces ----------------------------------------------------------------
 
     def check_batch(self, n: int, what: str) -> None:
@@ -282,22 +224,32 @@ class ModelRuntime:
 
         ``finite``: the caller has already refused non-finite values (with its own message).
         """
-        shape = list(self.shape)
+        return self.model_inputs(self.shaped(x, what), what, finite=finite)
+
+    def shaped(self, x: F32, what: str = "inputs") -> F32:
+        """Wire inputs ``[N, *shape]`` or ``[N, prod(shape)]`` as ``[N, *shape]``, with 1 to
+        ``max_batch`` samples; InvalidInput naming the expected shape otherwise."""
         if x.ndim >= 1:
             self.check_batch(x.shape[0], what)
         if tuple(x.shape[1:]) == self.shape:
-            pass
-        elif x.ndim == 2 and x.shape[1] == self.size:
-            x = x.reshape((x.shape[0], *self.shape))
-        else:
-            hint = ""
-            if tuple(x.shape) == self.shape:
-                hint = "; wrap a single sample in a list to add the batch axis"
-            flat = f" or [N, {self.size}]" if len(shape) > 1 else ""
-            raise InvalidInput(
-                f"{what} has shape {list(x.shape)}; model '{self.name}' expects "
-                f"[N, {', '.join(map(str, shape))}]{flat}{hint}"
-            )
+            return x
+        if x.ndim == 2 and x.shape[1] == self.size:
+            return x.reshape((x.shape[0], *self.shape))
+        shape = list(self.shape)
+        hint = ""
+        if tuple(x.shape) == self.shape:
+            hint = "; wrap a single sample in a list to add the batch axis"
+        flat = f" or [N, {self.size}]" if len(shape) > 1 else ""
+        raise InvalidInput(
+            f"{what} has shape {list(x.shape)}; model '{self.name}' expects "
+            f"[N, {', '.join(map(str, shape))}]{flat}{hint}"
+        )
+
+    def model_inputs(self, x: F32, what: str = "inputs", *, finite: bool = False) -> F32:
+        """Wire inputs already :meth:`shaped` -> model inputs: values checked against the
+        input range (or finite), tabular values standardised with the manifest's scaler.
+
+        Row by row: a batch of requests gives each request's rows the same bits as alone."""
         if self._range is not None:
             # min and max are NaN or infinite when any value is: one check for both.
             lo, hi = self._range
@@ -366,72 +318,33 @@ class ModelRuntime:
     def reconstruct(self, x: F32) -> Reconstruction:
         """Encode (VAE: the mean), decode, score."""
         xm = self.to_model_space(x)
-        return self._reconstruction(xm, self.infer("forward", xm)[0])
+        return self.reconstruction(xm, self.infer("forward", xm)[0])
 
     def denoise(self, x: F32) -> F32:
         """Noisy wire inputs -> cleaned outputs (only meaningful for models trained to denoise)."""
-        xm = self._denoise_input(x)
+        xm = self.denoise_input(x)
         return self.to_wire_space(self.infer("forward", xm)[0])
 
-    # The same operations with the ONNX work handed to infer_async (batching worker or thread
-    # pool); validation, scaling and scoring run in the caller, per request.
-
-    async def encode_async(self, x: F32) -> Encoded:
-        return self._encoded(await self.infer_async("encode", self.to_model_space(x)))
-
-    async def decode_async(self, z: F32) -> F32:
-        return self.to_wire_space((await self.infer_async("decode", self.check_latents(z)))[0])
-
-    async def reconstruct_async(self, x: F32) -> Reconstruction:
-        xm = self.to_model_space(x)
-        return self._reconstruction(xm, (await self.infer_async("forward", xm))[0])
-
-    async def denoise_async(self, x: F32) -> F32:
-        xm = self._denoise_input(x)
-        return self.to_wire_space((await self.infer_async("forward", xm))[0])
-
-    def _denoise_input(self, x: F32) -> F32:
+    def denoise_input(self, x: F32) -> F32:
         if not self.denoiser:
             raise UnsupportedOperation(f"model '{self.name}' was not trained as a denoiser")
         return self.to_model_space(x)
 
-    def _reconstruction(self, xm: F32, x_hat: F32) -> Reconstruction:
+    def reconstruction(self, xm: F32, x_hat: F32) -> Reconstruction:
         return Reconstruction(self.to_wire_space(x_hat), self.scores(xm, x_hat))
 
-    def _encoded(self, out: list[F32]) -> Encoded:
+    def encoded(self, out: list[F32]) -> Encoded:
         return Encoded(out[0], out[1] if self.is_vae else None)
 
     def _encode(self, x: F32) -> Encoded:
-        return self._encoded(self.infer("encode", x))
+        return self.encoded(self.infer("encode", x))
 
     def _decode(self, z: F32) -> F32:
         return self.infer("decode", z)[0]
 
     def scores(self, x: F32, x_hat: F32) -> F64:
-        """The manifest's per-sample score, in model space: mean BCE or mean squared error."""
-        n = x.shape[0]
-        if self.manifest.score.kind == "bce":
-            target = x.reshape(n, -1).astype(np.float64)
-            p = np.clip(x_hat.reshape(n, -1).astype(np.float64), BCE_EPS, 1.0 - BCE_EPS)
-            loss = -(target * np.log(p) + (1.0 - target) * np.log1p(-p))
-        else:
-            loss = self._squared_errors(x, x_hat)
-        return self._mean_rows(loss)
-
-    @staticmethod
-    def _squared_errors(x: F32, x_hat: F32) -> F64:
-        """``(float64(x) - float64(x_hat)) ** 2`` [N, size], with one float64 temporary instead
-        of four (same bits): on a 256-image batch ~0.4 ms, not ~5 ms (every fresh
-        megabyte-sized array costs its page faults)."""
-        n = x.shape[0]
-        loss: F64 = np.subtract(x.reshape(n, -1), x_hat.reshape(n, -1), dtype=np.float64)
-        np.multiply(loss, loss, out=loss)
-        return loss
-
-    @staticmethod
-    def _mean_rows(loss: F64) -> F64:
-        scores: F64 = np.add.reduce(loss, axis=1) / loss.shape[1]
-        return scores
+        """The manifest's per-sample score, in model space (:func:`scoring.scores`)."""
+        return scoring.scores(x, x_hat, self.manifest.score.kind)
 
     def percentiles(self, scores: F64) -> F64:
         """Rank of each score among the calibration scores, in percent (0..100).
@@ -444,13 +357,10 @@ class ModelRuntime:
 
     def anomaly(self, x: F32, threshold: float | None = None) -> AnomalyResult:
         """Scores of wire inputs against a threshold (the manifest's unless given), percentiles."""
-        # Tabular answers with per-feature contributions: explain() / explain_async().
-        return self._anomaly(self.reconstruct(x), threshold)
+        # Tabular answers with per-feature contributions: explain().
+        return self.anomaly_result(self.reconstruct(x), threshold)
 
-    async def anomaly_async(self, x: F32, threshold: float | None = None) -> AnomalyResult:
-        return self._anomaly(await self.reconstruct_async(x), threshold)
-
-    def _anomaly(self, rec: Reconstruction, threshold: float | None) -> AnomalyResult:
+    def anomaly_result(self, rec: Reconstruction, threshold: float | None) -> AnomalyResult:
         thr = self.manifest.score.threshold if threshold is None else float(threshold)
         return AnomalyResult(rec.scores, thr, rec.scores > thr, self.percentiles(rec.scores))
 
@@ -459,12 +369,12 @@ class ModelRuntime:
 
         [N, size]; row sums equal :meth:`scores` for ``mse`` models (tabular models' score).
         """
-        self._check_mse()
-        squared = self._squared_errors(xm, x_hat)
+        self.check_mse()
+        squared = scoring.squared_errors(xm, x_hat)
         parts: F64 = squared / squared.shape[1]
         return parts
 
-    def _check_mse(self) -> None:
+    def check_mse(self) -> None:
         if self.manifest.score.kind != "mse":
             raise UnsupportedOperation(
                 f"model '{self.name}' scores with {self.manifest.score.kind}; per-feature "
@@ -473,26 +383,19 @@ class ModelRuntime:
 
     def explain(self, x: F32, threshold: float | None = None, *, finite: bool = False) -> Explained:
         """:meth:`anomaly` plus raw inputs, reconstructions and per-feature contributions."""
-        self._check_mse()
+        self.check_mse()
         xm = self.to_model_space(x, finite=finite)
-        return self._explained(x, xm, self.infer("forward", xm)[0], threshold)
+        return self.explained(x, xm, self.infer("forward", xm)[0], threshold)
 
-    async def explain_async(
-        self, x: F32, threshold: float | None = None, *, finite: bool = False
-    ) -> Explained:
-        self._check_mse()
-        xm = self.to_model_space(x, finite=finite)
-        return self._explained(x, xm, (await self.infer_async("forward", xm))[0], threshold)
-
-    def _explained(self, x: F32, xm: F32, x_hat: F32, threshold: float | None) -> Explained:
+    def explained(self, x: F32, xm: F32, x_hat: F32, threshold: float | None) -> Explained:
         # The squared errors once: the score is their row mean, the contributions each over
         # the row length (the same bits as scores() and contributions()).
-        squared = self._squared_errors(xm, x_hat)
-        scores = self._mean_rows(squared)
+        squared = scoring.squared_errors(xm, x_hat)
+        scores = scoring.mean_rows(squared)
         rec = Reconstruction(self.to_wire_space(x_hat), scores)
         n = xm.shape[0]
         return Explained(
-            result=self._anomaly(rec, threshold),
+            result=self.anomaly_result(rec, threshold),
             inputs=np.asarray(x, dtype=np.float32).reshape(n, -1),
             outputs=rec.outputs.reshape(n, -1),
             contributions=squared / squared.shape[1],
@@ -504,14 +407,10 @@ class ModelRuntime:
         VAEs: the standard normal; plain autoencoders: the empirical Gaussian of training codes.
         The same seed gives the same samples.
         """
-        z, seed = self._draw(n, seed, scale)
+        z, seed = self.draw(n, seed, scale)
         return Samples(z, self.to_wire_space(self._decode(z)), seed)
 
-    async def sample_async(self, n: int, seed: int | None = None, scale: float = 1.0) -> Samples:
-        z, seed = self._draw(n, seed, scale)
-        return Samples(z, self.to_wire_space((await self.infer_async("decode", z))[0]), seed)
-
-    def _draw(self, n: int, seed: int | None, scale: float) -> tuple[F32, int]:
+    def draw(self, n: int, seed: int | None, scale: float) -> tuple[F32, int]:
         if not (math.isfinite(scale) and 0 < scale <= MAX_SAMPLE_SCALE):
             raise InvalidInput(f"scale must be in (0, {MAX_SAMPLE_SCALE:g}], got {scale}")
         self.check_batch(n, "n")

@@ -13,15 +13,13 @@ standardised space, so the parts of all features sum to the score (``mse``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
-from service import codecs
-from service.errors import InvalidInput, UnsupportedOperation
-from service.metrics import Metrics
-from service.runtime import F32, Explained, ModelRuntime
+from service.runtime.errors import InvalidInput, UnsupportedOperation
+from service.runtime.model import Explained, ModelRuntime
+from service.runtime.sessions import F32
 
 DEFAULT_TOP = 3
 ID_KEY = "id"
@@ -33,14 +31,14 @@ def check_options(runtime: ModelRuntime, options: Any) -> None:
     if runtime.kind == "tabular":
         return
     for field in ("ids", "top_features"):
-        if codecs.option(options, field) is not None:
+        if options.__dict__.get(field) is not None:
             raise UnsupportedOperation(
                 f"'{field}' is for tabular models; model '{runtime.name}' takes {runtime.kind} "
                 "inputs"
             )
 
 
-def _check_id(value: Any, where: str) -> Id:
+def check_id(value: Any, where: str) -> Id:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(f"{where} must be a string or an integer, got {value!r:.40}")
     return value
@@ -60,7 +58,7 @@ def split_ids(runtime: ModelRuntime, records: Any) -> tuple[Any, list[Id] | None
     for i, record in enumerate(records):
         if isinstance(record, dict) and ID_KEY in record:
             record = dict(record)
-            ids.append(_check_id(record.pop(ID_KEY), f"records[{i}].{ID_KEY}"))
+            ids.append(check_id(record.pop(ID_KEY), f"records[{i}].{ID_KEY}"))
         else:
             ids.append(None)
         out.append(record)
@@ -80,31 +78,6 @@ def check_finite(runtime: ModelRuntime, x: F32, records: bool) -> None:
         f"{where} is not a finite number (NaN, Infinity or beyond float32); tabular values "
         "may be as extreme as you like, but finite"
     )
-
-
-def tabular_inputs(parsed: codecs.ParsedRequest[Any]) -> tuple[F32, list[Id] | None, bool]:
-    """The request's rows (raw values, [N, n_features]), their ids, and whether the rows were
-    checked finite here (then ModelRuntime.to_model_space need not check again)."""
-    runtime, options = parsed.runtime, parsed.options
-    if options.records is not None and options.inputs is None and options.images is None:
-        if options.ids is not None:
-            raise InvalidInput(
-                "'ids' goes with 'inputs'; with 'records', put an 'id' key in each record"
-            )
-        records, ids = split_ids(runtime, options.records)
-        x = codecs.records_to_array(runtime, records)
-        check_finite(runtime, x, records=True)
-        return x, ids, True
-    x = codecs.wire_inputs(parsed)
-    checked = x.ndim == 2 and x.shape[1] == runtime.size
-    if checked:
-        check_finite(runtime, x, records=False)
-    ids = None
-    if options.ids is not None:
-        ids = [_check_id(v, f"ids[{i}]") for i, v in enumerate(options.ids)]
-        if len(ids) != len(x):
-            raise InvalidInput(f"ids has {len(ids)} entries for {len(x)} rows of inputs")
-    return x, ids, checked
 
 
 def top_count(runtime: ModelRuntime, requested: int | None) -> int:
@@ -162,20 +135,3 @@ def results(
             }
         )
     return out
-
-
-def anomaly_work(
-    parsed: codecs.ParsedRequest[Any], metrics: Metrics
-) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """The work of a tabular /anomaly-score request (ONNX via the batching worker)."""
-    runtime, options = parsed.runtime, parsed.options
-
-    async def work() -> dict[str, Any]:
-        x, ids, finite = tabular_inputs(parsed)
-        top = top_count(runtime, options.top_features)
-        explained = await runtime.explain_async(x, options.threshold, finite=finite)
-        res = explained.result
-        metrics.observe_anomalies(runtime.name, res.is_anomaly)
-        return {**res.fields(), "results": results(runtime, explained, ids, top)}
-
-    return work

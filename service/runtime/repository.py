@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.errors import ModelLoadError, ModelNotFound, NotReady
-from service.manifest import MANIFEST_FILE, Manifest, sha256_file
-from service.runtime import ModelRuntime, OnnxOptions, open_session
+from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady
+from service.runtime.manifest import MANIFEST_FILE, Manifest, sha256_file
+from service.runtime.model import ModelRuntime
+from service.runtime.sessions import OnnxOptions, open_session
 
 logger = logging.getLogger(__name__)
 

@@ -9,19 +9,21 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import FileResponse, Response
 
-from service.codecs import json_response
-from service.deps import RepositoryDep
-from service.errors import ModelNotFound
-from service.manifest import CARD_FILE
-from service.runtime import ModelRuntime
-from service.schemas import ModelDetail, ModelList, responses
+from service.dataplane.plane import DataPlane
+from service.dataplane.schemas import ModelDetail, ModelList
+from service.http.deps import PlaneDep, RepositoryDep
+from service.http.openapi import responses
+from service.http.responses import json_response
+from service.runtime.errors import ModelNotFound
+from service.runtime.manifest import CARD_FILE
+from service.runtime.model import ModelRuntime
 
 router = APIRouter(tags=["models"])
 
 _PLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
 
 
-def summary(runtime: ModelRuntime) -> dict[str, Any]:
+def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
     m = runtime.manifest
     plots = sorted(p.name for p in runtime.model_dir.glob("*.png") if _PLOT.match(p.name))
     card = runtime.model_dir / CARD_FILE
@@ -40,7 +42,7 @@ def summary(runtime: ModelRuntime) -> dict[str, Any]:
         "latent_dim": m.latent.dim,
         "prior": m.latent.prior.kind,
         "denoiser": m.denoiser,
-        "endpoints": runtime.endpoints,
+        "endpoints": [f"/{name}" for name in plane.operations_of(runtime)],
         "score": {
             "kind": m.score.kind,
             "threshold": m.score.threshold,
@@ -63,22 +65,24 @@ def summary(runtime: ModelRuntime) -> dict[str, Any]:
 
 
 @router.get("/models", responses=responses(ModelList, 503))
-async def list_models(repository: RepositoryDep) -> Response:
+async def list_models(repository: RepositoryDep, plane: PlaneDep) -> Response:
     """Loaded models (what each can do) and the ones refused at load, with the reason."""
     return json_response(
         {
             "default": repository.default_name,
-            "models": [summary(rt) for rt in repository.models.values()],
+            "models": [summary(rt, plane) for rt in repository.models.values()],
             "failed": [{"name": k, "reason": v} for k, v in repository.failed.items()],
         }
     )
 
 
 @router.get("/models/{name}", responses=responses(ModelDetail, 404, 503))
-async def get_model(name: str, repository: RepositoryDep) -> Response:
+async def get_model(name: str, repository: RepositoryDep, plane: PlaneDep) -> Response:
     """One model: its summary plus the full manifest."""
     runtime = repository.get(name)
-    return json_response({**summary(runtime), "manifest": runtime.manifest.model_dump(mode="json")})
+    return json_response(
+        {**summary(runtime, plane), "manifest": runtime.manifest.model_dump(mode="json")}
+    )
 
 
 @router.get(

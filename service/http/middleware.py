@@ -1,46 +1,25 @@
-"""One pure-ASGI middleware for every request: request id, body size limit, metrics.
+"""One pure-ASGI middleware for every request: the policy (``policy.py``) applied on the ASGI path.
 
-Pure ASGI (not BaseHTTPMiddleware) because it sits on the path of every request. The inference
-POSTs take the lean front of service/fastpath.py instead, which uses the same pieces
-(:class:`RequestIds`, :func:`limit_body`, :func:`too_large`) and the same metrics.
+Request id, admission (body limit, hooks), the body limit while streaming, metrics and the
+access log; inference POSTs are counted as arrivals so that batches wait for them. Pure ASGI
+(not BaseHTTPMiddleware) because it sits on the path of every request.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import REQUEST_ID_KEY, PayloadTooLarge, problem_response
-from service.metrics import MODEL_KEY, Metrics
-
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class RequestIds:
-    """``X-Request-ID`` values: the client's when it is a safe token, else a new one.
-
-    New ids are a random per-process prefix and a counter. uuid4() per request reads
-    os.urandom, which releases the GIL and can then wait on the inference thread for it.
-    """
-
-    def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:16]
-        self._counter = itertools.count(1)
-
-    def __call__(self, client_id: bytes | None) -> str:
-        if client_id:
-            text = client_id.decode("latin-1")
-            if _CLIENT_ID.match(text):
-                return text
-        return f"{self._prefix}{next(self._counter):016x}"
+from service.dataplane.scheduler import Arrivals
+from service.http.policy import ADMITTED_KEY, Policy, RequestHead, too_large
+from service.http.problems import REQUEST_ID_KEY, error_response
+from service.metrics import ENDPOINT_KEY, MODEL_KEY
+from service.runtime.errors import PayloadTooLarge, ServiceError
 
 
 def limit_body(receive: Receive, limit: int) -> Receive:
@@ -61,8 +40,7 @@ def limit_body(receive: Receive, limit: int) -> Receive:
 
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body, as Starlette's ``Request.body()`` reads it (ClientDisconnect on
-    a disconnect), and PayloadTooLarge (413) past ``limit`` bytes, without its async generator
-    and per-chunk wrapper: one ``await receive()`` for a body that arrived in one piece."""
+    a disconnect), and PayloadTooLarge (413) past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -81,37 +59,44 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def declared_too_large(content_length: bytes | None, limit: int) -> bool:
-    return content_length is not None and content_length.isdigit() and int(content_length) > limit
-
-
 class RequestContextMiddleware:
-    """Assigns ``X-Request-ID``, refuses bodies over the limit (413), records metrics, and
-    answers an unhandled error with the app's 500 handler (so the 500 carries the id too)."""
+    """Applies the :class:`~service.http.policy.Policy` to every ASGI request and answers an
+    unhandled error with the app's 500 handler (so the 500 carries the request id too)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        metrics: Metrics,
-        max_body_bytes: int,
-        request_ids: RequestIds | None = None,
+        policy: Policy,
+        arrivals: Arrivals,
+        inference_paths: Collection[str],
         handlers: Mapping[Any, Any] | None = None,
     ) -> None:
         self.app = app
+        self.policy = policy
+        self.arrivals = arrivals
+        self.inference_paths = frozenset(inference_paths)
         self.handlers = handlers  # the app's exception handlers: Exception -> its 500
-        self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-        self.request_ids = request_ids if request_ids is not None else RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = dict(scope["headers"])
-        request_id = self.request_ids(headers.get(b"x-request-id"))
+        policy = self.policy
+        admitted = scope.pop(ADMITTED_KEY, None)  # the express lane's head (or refusal)
+        head: RequestHead
+        if isinstance(admitted, RequestHead):
+            head = admitted
+        else:
+            head = policy.head(scope["method"], scope["path"], scope["headers"], scope["client"])
+        request_id = head.request_id
         scope[REQUEST_ID_KEY] = request_id
+        arrival = (
+            self.arrivals.start()
+            if scope["method"] == "POST" and scope["path"] in self.inference_paths
+            else None
+        )
         status = 500  # unless a response starts: an unhandled error becomes a 500
 
         async def send_with_id(message: Message) -> None:
@@ -121,13 +106,16 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message).append("x-request-id", request_id)
             await send(message)
 
-        limit = self.max_body_bytes
         try:
-            if declared_too_large(headers.get(b"content-length"), limit):
-                response = problem_response(Request(scope), 413, too_large(limit))
-                await response(scope, receive, send_with_id)
-            else:
-                await self.app(scope, limit_body(receive, limit), send_with_id)
+            try:
+                if isinstance(admitted, ServiceError):
+                    raise admitted
+                if admitted is None:
+                    policy.admit(head)
+            except ServiceError as exc:  # refused before routing
+                await error_response(Request(scope), exc)(scope, receive, send_with_id)
+                return
+            await self.app(scope, limit_body(receive, policy.max_body_bytes), send_with_id)
         except Exception as exc:
             # Unhandled: answer the app's 500 here, inside the request id, then let the error
             # reach Starlette's server-error middleware (which sees a started response) and the
@@ -139,12 +127,13 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_id)
             raise
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(
-                endpoint, scope.get(MODEL_KEY, ""), status, time.perf_counter() - start
+            if arrival is not None:
+                arrival.done()
+            endpoint = scope.get(ENDPOINT_KEY) or getattr(scope.get("route"), "path", None)
+            policy.finish(
+                head,
+                endpoint or "unmatched",
+                scope.get(MODEL_KEY, ""),
+                status,
+                time.perf_counter() - start,
             )
-
-
-def too_large(limit: int) -> str:
-    return f"request body is larger than {limit} bytes (AESERVE_MAX_BODY_BYTES); send fewer samples"

@@ -1,6 +1,8 @@
 """Request and response models, named by role.
 
-Requests are validated with these models, except the large numeric arrays (``inputs``,
+Each operation of the registry (``service.dataplane.operations``) names its request and
+response model here; the transports validate with them and OpenAPI documents them. Requests are
+validated with these models, except the large numeric arrays (``inputs``,
 ``latents``, ``records``): those fields are typed ``Any`` with a documented JSON schema, so
 pydantic passes them through untouched and the codecs turn them into numpy in one go
 (validating ``list[list[float]]`` number by number costs ~8x in throughput). Responses are
@@ -262,87 +264,3 @@ class ModelList(BaseModel):
 
 class ModelDetail(ModelSummary):
     manifest: dict[str, Any] = Field(description="the full model.json")
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    instance: str
-    request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
-    }
-
-
-PROBLEM_RESPONSES: dict[int, dict[str, Any]] = {
-    400: _problem("Malformed request (e.g. invalid JSON)"),
-    404: _problem("Unknown model; the detail lists the loaded ones"),
-    413: _problem("Body larger than AESERVE_MAX_BODY_BYTES"),
-    415: _problem("Unsupported media type"),
-    422: _problem("Invalid input: shape, non-finite numbers, value range, limits, ..."),
-    503: _problem("Models are still loading"),
-}
-
-
-def responses(model: type[BaseModel], *codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=``: the 200 body plus the problem documents the endpoint can give."""
-    out: dict[int | str, dict[str, Any]] = {200: {"model": model}}
-    for code in codes or (400, 404, 413, 415, 422, 503):
-        out[code] = PROBLEM_RESPONSES[code]
-    return out
-
-
-_QUERY_OPTIONS = {
-    "model": ("string", "multipart uploads: the model name"),
-    "resize": ("boolean", "multipart uploads: resize images to the model's size"),
-    "output_format": ("string", "multipart uploads: 'array' or 'png'"),
-    "binarize": ("boolean", "multipart uploads: threshold binary outputs to 0/1"),
-    "return_logvar": ("boolean", "multipart uploads to /encode: also return the log-variance"),
-    "threshold": ("number", "multipart uploads to /anomaly-score: threshold override"),
-}
-
-
-def request_body(
-    model: type[BaseModel], example: dict[str, Any], *, multipart: bool = False
-) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body the route reads itself (JSON, optionally multipart)."""
-    content: dict[str, Any] = {
-        "application/json": {"schema": model.model_json_schema(), "example": example}
-    }
-    extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
-    if multipart:
-        content["multipart/form-data"] = {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "files": {
-                        "type": "array",
-                        "items": {"type": "string", "format": "binary"},
-                        "description": "one or more PNG/JPEG images",
-                    }
-                },
-                "required": ["files"],
-            }
-        }
-        fields = model.model_fields
-        extra["parameters"] = [
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "schema": {"type": kind},
-                "description": text,
-            }
-            for name, (kind, text) in _QUERY_OPTIONS.items()
-            if name in fields
-        ]
-    return extra

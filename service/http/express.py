@@ -1,0 +1,565 @@
+"""The express lane: common inference POSTs answered straight from uvicorn's HTTP protocol.
+
+Per request, uvicorn's ASGI cycle, Starlette's request and response objects, option parsing, a
+task and a future cost several times a small model's own work. The lane is a transport like
+the REST routes, over the same data plane: for a ``POST /{operation}`` of an operation that
+takes samples, with a JSON body of declared length that gives only ``model`` and ``inputs`` (or
+``records``), :class:`ExpressProtocol` holds the request until its body is in; then
+:meth:`ExpressLane.take` applies the policy (request id, admission: body limit and request
+hooks), parses the body in the protocol callback and submits a job to the model's scheduler,
+whose reply writes the 200 answer in one write. Metrics and the access log go through the same
+:class:`~service.http.policy.Policy` as every other request.
+
+The lane answers only 200s. Whatever it does not take falls back to the full ASGI path exactly
+as uvicorn would have sent it, body included, and the app answers it (problem+json, request id,
+metrics): a body that does not parse, other options, an unknown model, a refusal by the policy
+(the app renders it without admitting the request again), inputs the data plane refuses (then
+only that request of the batch), the service still loading. Requests the lane never looks at:
+other paths and methods, query strings, chunked bodies, ``Expect: 100-continue``, bodies over
+``LARGE_BODY``, ``Accept`` other than JSON, CORS requests (with an ``Origin`` when CORS is on),
+and all of them while uvicorn's own access log is on, while an ordinary ASGI middleware is
+installed (the lane cannot run it), with batching off, or when the app is served another way
+than ``python -m service`` (e.g. ``uvicorn --factory service.http.app:create_app``): the log
+says at start-up whether the lane is on.
+
+uvicorn's internals. The protocol subclasses uvicorn's ``HttpToolsProtocol``; everything it
+relies on (methods it overrides, attributes it reads, ``RequestResponseCycle``'s constructor)
+is in this module only, pinned by ``tests/service/test_express_contract.py`` and by the uvicorn
+range in pyproject.toml, so an upgrade fails in CI, not in production.
+
+Keep-alive: uvicorn arms a timer after every answer and cancels it on the next read. After a
+lane answer one timer stays armed across requests and, when it fires, closes the connection
+only if nothing was read since it was armed (else it waits one more timeout): an idle
+connection is closed between ``timeout_keep_alive`` and twice that after its last request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.middleware.cors import CORSMiddleware
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from service.codecs.arrays import LARGE_BODY, array_from_json, record_rows
+from service.codecs.flatjson import FLAT_MIN, exact32, flat_body
+from service.dataplane import tabular
+from service.dataplane.operations import Fields, Job, Operation
+from service.dataplane.plane import DataPlane
+from service.http.middleware import RequestContextMiddleware
+from service.http.policy import ADMITTED_KEY, Policy, RequestHead
+from service.runtime.errors import ServiceError
+from service.runtime.model import ModelRuntime
+
+logger = logging.getLogger(__name__)
+
+_JSON_TYPES = (b"application/json",)
+_ACCEPTS = (b"*/*", b"application/json", b"application/*")
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY
+_EMPTY = np.empty((0,), dtype=np.float32)
+
+
+class _Decline(Exception):
+    """The lane does not take this request: the full path answers it."""
+
+
+class ExpressLane:
+    """The express requests of one app (see the module docstring)."""
+
+    def __init__(self, *, plane: DataPlane, policy: Policy, cors: bool, enabled: bool) -> None:
+        self.plane = plane
+        self.policy = policy
+        self.cors = cors
+        self.enabled = enabled  # asked for (python -m service, batching on, fast_path)
+        self.on = False  # serving: set once the models are loaded (open)
+        self.max_body = min(policy.max_body_bytes, LARGE_BODY)
+        # Raw URL -> operation: every registered operation that takes samples.
+        self.paths: dict[bytes, Operation] = {
+            f"/{op.name}".encode("ascii"): op
+            for op in plane.operations.values()
+            if op.takes == "samples"
+        }
+        # Latencies answered this loop turn, counted at once (Metrics.observe_many).
+        self._answered: dict[tuple[str, str], tuple[list[RequestHead], list[float]]] = {}
+        self._counting = False
+
+    def open(self, app: Any) -> None:
+        """Start serving (models are loaded), unless the app has ASGI middleware of its own
+        that the lane could not run; say which in the log."""
+        if not self.enabled:
+            logger.info(
+                "express lane off (it needs python -m service with batching on); every "
+                "request takes the ASGI path"
+            )
+            return
+        foreign = [
+            getattr(m.cls, "__name__", str(m.cls))
+            for m in getattr(app, "user_middleware", ())
+            if m.cls not in (RequestContextMiddleware, CORSMiddleware)
+        ]
+        if foreign:
+            logger.warning(
+                "express lane off: ASGI middleware %s is installed and the lane cannot run it "
+                "(use a request hook, service/http/policy.py, to keep the lane)",
+                ", ".join(foreign),
+            )
+            return
+        self.on = True
+        logger.info("express lane on for POST %s", ", ".join(p.decode() for p in self.paths))
+
+    def takes(self, scope: dict[str, Any]) -> bool:
+        """Whether the lane may take this request, from its head (before the body)."""
+        if (
+            not self.on
+            or scope["method"] != "POST"
+            or scope["raw_path"] not in self.paths
+            or scope["query_string"]
+            or scope["root_path"]
+        ):
+            return False
+        return self.takes_headers(scope["headers"])
+
+    def takes_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """The header part of :meth:`takes`: a declared JSON body within bounds, nothing else."""
+        length = None
+        for name, value in headers:
+            if name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return False
+                length = int(value)
+            elif name == b"content-type":
+                if value.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
+                    return False
+            elif name == b"accept":
+                if value.strip().lower() not in _ACCEPTS:
+                    return False
+            elif name in (b"transfer-encoding", b"expect") or (name == b"origin" and self.cors):
+                return False
+        return length is not None and 0 < length <= self.max_body
+
+    def take(self, protocol: ExpressProtocol, cycle: Cycle) -> bool:
+        """Submit a request whose body is in; False: the full path answers it."""
+        start = time.perf_counter()
+        plane = self.plane
+        repository = plane.load.repository
+        if repository is None:
+            return False
+        scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+        op = self.paths[scope["raw_path"]]
+        head = self.policy.head("POST", scope["path"], scope["headers"], scope["client"])
+        try:
+            self.policy.admit(head)
+        except ServiceError as exc:
+            scope[ADMITTED_KEY] = exc  # the app renders the refusal, with this request id
+            return False
+        scope[ADMITTED_KEY] = head  # declined from here on: the app does not admit it again
+        try:
+            job = self._job(op, repository.get, cycle.body)
+            job.reply = _Reply(self, protocol, cycle, head, start, job.runtime)
+            job.cancelled = _Gone(cycle)
+            plane.submit(job)
+        except (orjson.JSONDecodeError, _Decline, ServiceError, ValueError):
+            return False
+        return True
+
+    def _job(self, op: Operation, get_model: Any, body: bytearray) -> Job:
+        """The request's job, from a plain body; _Decline (or a ServiceError) otherwise."""
+        flat = flat_body(body) if len(body) > FLAT_MIN else None
+        if flat is not None:  # a large flat array of numbers: straight into numpy
+            name, wide = flat
+            runtime: ModelRuntime = get_model(name)
+            if wide.shape[1] != runtime.size:
+                raise _Decline
+            job = self._new(op, runtime, _EMPTY, len(wide))
+            if runtime.kind != "tabular":
+                job.wide = wide  # checked and cast with the batch's
+                return job
+            x = _exact(wide)
+            if op.name == "anomaly-score":
+                tabular.check_finite(runtime, x, records=False)  # raises: the full path says it
+                job.finite = True
+            job.x = x
+            return job
+        data = orjson.loads(body)
+        if type(data) is not dict:
+            raise _Decline
+        name = data.get("model")
+        if name is not None and type(name) is not str:
+            raise _Decline
+        runtime = get_model(name)
+        keys = data.keys() - {"model"}
+        if keys == {"inputs"}:
+            x = _inputs(runtime, data["inputs"])
+            job = self._new(op, runtime, x, len(x))
+            if runtime.kind == "tabular" and op.name == "anomaly-score":
+                tabular.check_finite(runtime, x, records=False)
+                job.finite = True
+            return job
+        if keys == {"records"} and runtime.kind == "tabular":
+            records, ids = (
+                tabular.split_ids(runtime, data["records"])
+                if op.name == "anomaly-score"
+                else (data["records"], None)
+            )
+            if type(records) is not list or not 0 < len(records) <= runtime.max_batch:
+                raise _Decline
+            rows = record_rows(runtime, records)
+            if rows is None:
+                raise _Decline
+            job = self._new(op, runtime, _EMPTY, len(rows))
+            job.rows, job.ids = rows, ids
+            return job
+        raise _Decline
+
+    def _new(self, op: Operation, runtime: ModelRuntime, x: Any, n: int) -> Job:
+        options = op.default_options
+        op.check(runtime, options, self.plane.context)
+        return Job(op, runtime, options, x, n)
+
+    def answered(self, path: str, model: str, head: RequestHead, seconds: float) -> None:
+        """Count a lane answer; the counts of one loop turn go to the metrics at once."""
+        key = (path, model)
+        entry = self._answered.get(key)
+        if entry is None:
+            entry = self._answered[key] = ([], [])
+        entry[0].append(head)
+        entry[1].append(seconds)
+        if not self._counting:
+            self._counting = True
+            asyncio.get_running_loop().call_soon(self._count)
+
+    def _count(self) -> None:
+        self._counting = False
+        answered, self._answered = self._answered, {}
+        metrics = self.policy.metrics
+        for (path, model), (heads, seconds) in answered.items():
+            self.policy.finish_many(heads, path, model, 200, seconds)
+            metrics.observe_express(path, len(seconds))
+
+
+class _Reply:
+    """A lane job's reply: the answer written from the protocol, or the full path on errors."""
+
+    __slots__ = ("cycle", "head", "lane", "protocol", "runtime", "start")
+
+    def __init__(
+        self,
+        lane: ExpressLane,
+        protocol: ExpressProtocol,
+        cycle: Cycle,
+        head: RequestHead,
+        start: float,
+        runtime: ModelRuntime,
+    ) -> None:
+        self.lane = lane
+        self.protocol = protocol
+        self.cycle = cycle
+        self.head = head
+        self.start = start
+        self.runtime = runtime
+
+    def __call__(self, result: Fields | BaseException) -> None:
+        cycle, protocol = self.cycle, self.protocol
+        if isinstance(result, BaseException):
+            if not isinstance(result, ServiceError | OverflowError | ValueError):
+                logger.warning("express lane: %r; the full path answers", result)
+            protocol.express_decline(cycle)
+            return
+        runtime = self.runtime
+        try:
+            data = orjson.dumps(
+                {"model": runtime.name, "version": runtime.version, **result}, option=_DUMPS
+            )
+            protocol.express_answer(cycle, self.head.request_id, data)
+        except Exception:  # this request alone; the batch's others are still answered
+            logger.exception("express lane: answering a request failed")
+            protocol.transport.close()
+            return
+        self.lane.answered(
+            self.head.path, runtime.name, self.head, time.perf_counter() - self.start
+        )
+
+
+class _Gone:
+    """A lane job's ``cancelled``: its client disconnected."""
+
+    __slots__ = ("cycle",)
+
+    def __init__(self, cycle: Cycle) -> None:
+        self.cycle = cycle
+
+    def __call__(self) -> bool:
+        return self.cycle.disconnected
+
+
+def _inputs(runtime: ModelRuntime, value: Any) -> Any:
+    """``inputs`` as the full path reads them (codecs.arrays.array_from_json), shape-checked."""
+    if type(value) is not list:
+        raise _Decline
+    x = array_from_json(value, "inputs")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise _Decline
+    return runtime.shaped(x)
+
+
+def _exact(rows: Any) -> Any:
+    x = exact32(rows)
+    if x is None:
+        raise _Decline
+    return x
+
+
+def lane_of(app: Any) -> ExpressLane | None:
+    """The express lane of the app under uvicorn's wrappers (proxy headers, message logger)."""
+    for _ in range(8):
+        state = getattr(app, "state", None)
+        lane = getattr(state, "express", None) if state is not None else None
+        if isinstance(lane, ExpressLane):
+            return lane
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+class _NoEvent:
+    """uvicorn's protocol sets its cycle's event on disconnects; nobody waits on a held one."""
+
+    @staticmethod
+    def set() -> None:
+        pass
+
+
+class _Held:
+    """A request held for the lane: the parts of uvicorn's RequestResponseCycle its protocol
+    touches (the real one, with its asyncio.Event, is made only if the full path answers)."""
+
+    __slots__ = ("body", "disconnected", "keep_alive", "more_body", "response_complete", "scope")
+
+    message_event = _NoEvent
+    waiting_for_100_continue = False
+
+    def __init__(self, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.more_body = True
+        self.disconnected = False
+        self.response_complete = False
+
+
+Cycle = RequestResponseCycle | _Held
+
+
+class ExpressProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; express requests skip the ASGI cycle (module docstring)."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lane = None if self.access_log else lane_of(self.app)
+        self.held: Cycle | None = None  # its body is being read
+        # Keep-alive after lane answers: one timer per idle spell, not one per request (see
+        # _lane_complete). True while the armed timeout_keep_alive_task is the lane's.
+        self.lane_timer = False
+        self.reads = 0  # data read while the lane's timer is armed
+        self.reads_seen = 0  # ... when it was armed
+
+    def on_headers_complete(self) -> None:
+        """An express request is held in a :class:`_Held` (uvicorn's own steps otherwise)."""
+        lane, parser = self.lane, self.parser
+        if (
+            lane is None
+            or (op := lane.paths.get(self.url)) is None  # an express path: no query, no escapes
+            or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
+            or self.expect_100_continue
+            or self.limit_concurrency is not None
+            or self.root_path
+            or parser.get_method() != b"POST"
+            or parser.should_upgrade()
+            or not lane.on
+            or not lane.takes_headers(self.headers)
+        ):
+            super().on_headers_complete()
+            return
+        scope = self.scope
+        version = parser.get_http_version()
+        scope["method"] = "POST"
+        if version != "1.1":
+            scope["http_version"] = version
+        scope["path"] = "/" + op.name
+        scope["raw_path"] = self.url
+        scope["query_string"] = b""
+        held = _Held(scope, version != "1.0" and parser.should_keep_alive())  # type: ignore[arg-type]
+        self.cycle = self.held = held  # type: ignore[assignment]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # A pipelined request, started by uvicorn once the one before it is answered.
+        lane = self.lane
+        if (
+            lane is not None
+            and app is self.app  # not uvicorn's 503 app (limit_concurrency)
+            and not cycle.more_body
+            and not cycle.waiting_for_100_continue
+            and lane.takes(cycle.scope)  # type: ignore[arg-type]
+        ):
+            self._take(cycle)
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def on_body(self, body: bytes) -> None:
+        held = self.held
+        if held is not None and held is self.cycle:
+            held.body += body  # at most LARGE_BODY (declared): read whole, no pause
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        held = self.held
+        if held is not None and held is self.cycle:
+            self.held = None
+            held.more_body = False
+            self._take(held)
+            return
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.held = None
+        self._end_lane_timer()
+        super().connection_lost(exc)
+
+    # -- keep-alive: uvicorn arms a timer after every answer and cancels it on the next read;
+    # after a lane answer the timer stays armed across requests and looks for reads when it fires.
+
+    def _unset_keepalive_if_required(self) -> None:
+        if self.lane_timer:  # a read (uvicorn calls this from data_received): the timer stays
+            self.reads += 1
+            return
+        super()._unset_keepalive_if_required()
+
+    def on_response_complete(self) -> None:
+        """A full-path answer: uvicorn's own steps (and its timer instead of the lane's)."""
+        self._end_lane_timer()
+        super().on_response_complete()
+
+    def _end_lane_timer(self) -> None:
+        if self.lane_timer:
+            self.lane_timer = False
+            if self.timeout_keep_alive_task is not None:
+                self.timeout_keep_alive_task.cancel()
+                self.timeout_keep_alive_task = None
+
+    def _lane_complete(self) -> None:
+        """uvicorn's on_response_complete after a lane answer, but the keep-alive timer is armed
+        only if none is: an idle connection is closed between ``timeout_keep_alive`` and twice
+        that after its last request, not exactly then."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self.timeout_keep_alive_task is None:
+            self._arm_lane_timer()
+
+    def _arm_lane_timer(self) -> None:
+        self.lane_timer = True
+        self.reads_seen = self.reads
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self._lane_timer_fired
+        )
+
+    def _lane_timer_fired(self) -> None:
+        self.lane_timer = False
+        self.timeout_keep_alive_task = None
+        if self.transport.is_closing() or (
+            self.cycle is not None and not self.cycle.response_complete
+        ):
+            return  # a request is in progress: its answer arms a timer again
+        if self.reads != self.reads_seen:
+            self._arm_lane_timer()  # not idle all along: wait another timeout
+        else:
+            self.timeout_keep_alive_handler()
+
+    def _take(self, cycle: Cycle) -> None:
+        lane = self.lane
+        assert lane is not None
+        try:
+            taken = lane.take(self, cycle)
+        except Exception:  # a bug here must not cost the request: the full path answers
+            logger.exception("express lane failed; the request goes the full path")
+            taken = False
+        if not taken:
+            self.express_decline(cycle)
+
+    def express_decline(self, cycle: Cycle) -> None:
+        """The full path answers: the ASGI app gets the request, its body already read."""
+        if cycle.disconnected:
+            return
+        if isinstance(cycle, _Held):
+            real = RequestResponseCycle(
+                scope=cycle.scope,  # type: ignore[arg-type]
+                transport=self.transport,
+                flow=self.flow,
+                logger=self.logger,
+                access_logger=self.access_logger,
+                access_log=self.access_log,
+                default_headers=self.server_state.default_headers,
+                message_event=asyncio.Event(),
+                expect_100_continue=False,
+                keep_alive=cycle.keep_alive,
+                on_response=self.on_response_complete,
+            )
+            real.body, real.more_body = cycle.body, False
+            real.message_event.set()  # the body is in (uvicorn sets it on message complete)
+            if self.cycle is cycle:  # type: ignore[comparison-overlap]
+                self.cycle = real
+            cycle = real
+        super()._start_asgi_task(cycle, self.app)
+
+    def express_answer(self, cycle: Cycle, request_id: str, data: bytes) -> None:
+        """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
+        if cycle.disconnected or self.transport.is_closing():
+            return
+        keep_alive = cycle.keep_alive
+        head = _OK_HEAD % (
+            _default_headers(self.server_state.default_headers),
+            len(data),
+            request_id.encode("latin-1"),
+            b"" if keep_alive else b"connection: close\r\n",
+        )
+        cycle.response_complete = True
+        cycle.body = bytearray()
+        self.transport.write(head + data)
+        if isinstance(cycle, RequestResponseCycle):
+            cycle.response_started = True
+            cycle.message_event.set()
+        if not keep_alive:
+            self.transport.close()
+        self._lane_complete()
+
+
+_OK_HEAD = (
+    STATUS_LINE[200]
+    + b"%scontent-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n%s\r\n"
+)
+_DEFAULTS: list[Any] = [None, b""]  # uvicorn's default_headers list (a new one every second)
+
+
+def _default_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (date, server) as header lines, made once per list."""
+    if headers is not _DEFAULTS[0]:
+        _DEFAULTS[1] = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+        _DEFAULTS[0] = headers
+    text: bytes = _DEFAULTS[1]
+    return text

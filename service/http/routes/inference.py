@@ -1,0 +1,63 @@
+"""The REST inference routes, one per operation of the registry: ``POST /{operation}``.
+
+Each route reads the request (JSON, .npy or multipart uploads), asks the data plane for a job,
+awaits its answer and writes it (JSON, or .npy when the client accepts it). The routes are plain
+Starlette routes (no dependency solving per request); OpenAPI documents them from the
+registry's schemas (``service/http/openapi.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.codecs.arrays import LARGE_BODY
+from service.dataplane.operations import OPERATIONS, Operation
+from service.dataplane.plane import DataPlane
+from service.http.requests import read_request
+from service.http.responses import JSON, json_answer, npy_response
+from service.metrics import ENDPOINT_KEY
+from service.runtime.errors import UnsupportedOperation
+
+
+def path_of(op: Operation) -> str:
+    """The REST path of an operation."""
+    return f"/{op.name}"
+
+
+def routes() -> list[Route]:
+    """``POST /{name}`` for every registered operation."""
+    return [Route(path_of(op), _endpoint(op), methods=["POST"], name=op.name) for op in OPERATIONS]
+
+
+def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    path = path_of(op)
+
+    async def endpoint(request: Request) -> Response:
+        request.scope[ENDPOINT_KEY] = path
+        plane: DataPlane = request.app.state.plane
+        parsed = await read_request(request, op, plane.repository)
+        runtime, options = parsed.runtime, parsed.options
+        # Image decoding and large JSON arrays are converted in the thread pool.
+        if parsed.uploads is not None or (
+            parsed.size > LARGE_BODY and isinstance(options.__dict__.get("inputs"), list)
+        ):
+            job = await run_in_threadpool(
+                plane.prepare, op, runtime, options, uploads=parsed.uploads
+            )
+        else:
+            job = plane.prepare(op, runtime, options)
+        if parsed.npy and options.__dict__.get("output_format") == "png":
+            raise UnsupportedOperation("output_format 'png' cannot be sent as .npy; ask for JSON")
+        fields = await plane.run(job)
+        if parsed.npy:
+            return npy_response(runtime, fields)
+        return Response(await json_answer(runtime, fields), media_type=JSON)
+
+    endpoint.__name__ = op.name.replace("-", "_")
+    endpoint.__doc__ = op.summary
+    return endpoint
