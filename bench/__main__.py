@@ -50,6 +50,8 @@ f:close()
 wrk.headers["Content-Type"] = os.getenv("BENCH_CTYPE")
 local accept = os.getenv("BENCH_ACCEPT")
 if accept ~= nil and accept ~= "" then wrk.headers["Accept"] = accept end
+local auth = os.getenv("BENCH_AUTH")
+if auth ~= nil and auth ~= "" then wrk.headers["Authorization"] = auth end
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) count = 0; bad = 0 end
@@ -238,6 +240,7 @@ def wrk(
     seconds: float,
     workdir: Path,
     accept: str = "",
+    auth: str = "",
 ) -> dict[str, Any]:
     script = workdir / "post.lua"
     script.write_text(LUA)
@@ -252,6 +255,7 @@ def wrk(
         "BENCH_BODY": str(body),
         "BENCH_CTYPE": ctype,
         "BENCH_ACCEPT": accept,
+        "BENCH_AUTH": auth,
     }
     cpu0 = cpu_seconds(server.proc.pid)
     t0 = time.perf_counter()
@@ -282,11 +286,12 @@ def run(
     accept: str = "",
     samples: int = 1,
     warmup: bool = True,
+    auth: str = "",
 ) -> None:
     if warmup:  # first requests load code paths and grow onnxruntime's arena
-        wrk(server, path, body, ctype, 4, 1, workdir, accept)
+        wrk(server, path, body, ctype, 4, 1, workdir, accept, auth)
     for c in concurrencies:
-        s = wrk(server, path, body, ctype, c, seconds, workdir, accept)
+        s = wrk(server, path, body, ctype, c, seconds, workdir, accept, auth)
         duration = s["duration_us"] / 1e6
         n = max(1, s["requests"])
         result = Result(
@@ -476,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
             rss, hwm = rss_mb(srv.proc.pid)
             report.memory = {"rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1),
                              "models": len(list(model_dir.iterdir()))}  # fmt: skip
+        # API keys on (every request checked by the request hook, express lane included).
+        with aeserve("aeserve-keys", model_dir, AESERVE_API_KEYS=f"{BENCH_KEY}:infer") as srv:
+            run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, (16,),
+                seconds, workdir, warmup=warm, auth=f"Bearer {BENCH_KEY}")  # fmt: skip
         with aeserve("aeserve-nobatch", model_dir, AESERVE_BATCHING="false") as srv:
             run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, conc,
                 seconds, workdir, warmup=warm)  # fmt: skip
@@ -491,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: wrote {out}", flush=True)
     return 0
 
+
+BENCH_KEY = "bench-key-0123456789"
 
 # Rounds of the side-by-side measurement: one round's ratio moved 7.6-12.6x within a run.
 PAIRED_ROUNDS = 5

@@ -84,6 +84,17 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
                 diff <= 1.0,
             )
         )
+    keys = find(report, "aeserve-keys", JSON_IMAGE, 16)
+    plain = find(report, "aeserve", JSON_IMAGE, 16)
+    if keys and plain:
+        rows.append(
+            (
+                "API keys on (express lane), 1 image JSON, 16 clients: the cost, stated",
+                f"{keys.rps / plain.rps:.2f}x the same server without keys ({keys.rps:,.0f} vs "
+                f"{plain.rps:,.0f} req/s, single runs), p99 {keys.p99_ms:.2f} ms",
+                True,
+            )
+        )
     raw = report.raw.get("batch256_samples_per_s")
     best = max(
         (r for r in report.results if r.scenario == NPY_BATCH), key=lambda r: r.rps, default=None
@@ -119,8 +130,9 @@ def render(report: Report, out: Path) -> str:
         "- **Servers** (one process each, uvicorn with httptools + uvloop, access log off), pinned",
         "  to CPU 0 with `taskset`: **aeserve** (`python -m service`, default settings:",
         "  batching on, max 64 samples, max wait 500 µs; models whose forward pass on 64 samples",
-        "  takes <= 5 ms run their batches on the event loop and take the express lane; lean",
-        "  front on), **aeserve-nobatch** (the same with `AESERVE_BATCHING=false`: no express",
+        "  takes <= 5 ms run their batches on the event loop; the express lane on),",
+        "  **aeserve-keys** (the same with an API key required: `AESERVE_API_KEYS`),",
+        "  **aeserve-nobatch** (the same with `AESERVE_BATCHING=false`: no express",
         "  lane, every request's ONNX call in the thread pool) and the",
         "  **baseline** (`bench/baseline.py`: FastAPI + pydantic `list[list[float]]` request and",
         "  response models, a sync endpoint, one onnxruntime call per request)."

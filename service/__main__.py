@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from typing import Any
 
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"aeserve: {exc}", file=sys.stderr)
         return 2
+    # The app factory reads its settings from the environment (in every worker process):
+    # the flags go there too.
+    for name, value in overrides.items():
+        os.environ[f"AESERVE_{name.upper()}"] = str(value)
     uvicorn.run(
         # The app with the express lane (service/http/express.py) on uvicorn's protocol.
         "service.http.app:create_express_app",

@@ -146,9 +146,12 @@ class Metrics:
             children[1].inc(flagged)
 
     def set_models(self, repository: ModelRepository) -> None:
+        """The model gauges, after loading or any reload or unload: one info series per
+        loaded version."""
         self.models_loaded.set(len(repository.models))
         self.models_failed.set(len(repository.failed))
-        for rt in repository.models.values():
+        self.model_info.clear()
+        for rt in repository.runtimes():
             self.model_info.labels(rt.name, rt.version, rt.manifest.family).set(1)
 
     def render(self) -> bytes:

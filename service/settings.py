@@ -103,11 +103,54 @@ class Settings(BaseSettings):
     """Serve the inference POSTs through the lean dispatcher (service.fastpath): the same route
     functions without FastAPI's routing and dependency solver. Off: through FastAPI."""
 
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """API keys as comma-separated ``key:scope`` pairs (scopes ``infer``, ``admin``; an admin
+    key may also infer). With any key configured (here or in ``api_keys_file``) every
+    inference and model request needs ``Authorization: Bearer KEY`` (or ``X-API-Key``)."""
+
+    api_keys_file: Path | None = None
+    """A file of API keys that holds no secret: one ``scope sha256-hex-of-key`` per line
+    (``#`` comments and blank lines ignored)."""
+
+    metrics_need_key: bool = False
+    """With API keys on, ``/metrics`` also needs a key (``infer`` scope); off: it stays open
+    for the Prometheus scrape."""
+
+    model_watch_s: float = Field(0.0, ge=0.0, le=3600.0)
+    """Watch the model repository every this many seconds and load, reload or unload the
+    models whose folders changed (0: off; ``POST /v2/repository/models/{m}/load`` still
+    works with an admin key)."""
+
     access_log: bool = False
     """uvicorn's per-request access log (costs throughput; the metrics count requests anyway)."""
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed by CORS, comma-separated or a JSON list (``*`` for any); empty: CORS off."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _key_scopes(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            key, _, scope = pair.rpartition(":")
+            if not key or scope not in ("infer", "admin"):
+                raise ValueError("each API key must be 'key:infer' or 'key:admin'")
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_reads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            if not value.is_file():
+                raise ValueError(f"API keys file '{value}' does not exist")
+            read_keys_file(value)
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -141,6 +184,29 @@ class Settings(BaseSettings):
                 f"in '{self.model_dir}'"
             )
         return self
+
+
+def read_keys_file(path: Path) -> list[tuple[bytes, str]]:
+    """An API keys file: ``scope sha256-hex`` lines -> (digest, scope); ValueError naming the
+    first bad line."""
+    entries = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if (
+            len(parts) != 2
+            or parts[0] not in ("infer", "admin")
+            or len(parts[1]) != 64
+            or any(c not in "0123456789abcdef" for c in parts[1].lower())
+        ):
+            raise ValueError(
+                f"{path.name} line {number}: expected 'infer|admin <sha256 hex of the key>' "
+                "(e.g. printf %s KEY | sha256sum)"
+            )
+        entries.append((bytes.fromhex(parts[1]), parts[0]))
+    return entries
 
 
 def load_settings(**overrides: object) -> Settings:

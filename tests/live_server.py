@@ -45,12 +45,17 @@ def wait_ready(
 
 
 @contextmanager
-def live_server(model_dir: Path, command: list[str] | None = None, **env: str) -> Iterator[str]:
+def live_server(
+    model_dir: Path,
+    command: list[str] | None = None,
+    output: list[str] | None = None,
+    **env: str,
+) -> Iterator[str]:
     """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings); yields the base URL once
     ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback.
 
     ``command``: the server to run instead of ``python -m service`` (``--host`` and ``--port``
-    are appended)."""
+    are appended); ``output``: gets what the server printed, once it has stopped."""
     port = free_port()
     environ = {
         **os.environ,
@@ -78,6 +83,8 @@ def live_server(model_dir: Path, command: list[str] | None = None, **env: str) -
     finally:
         proc.terminate()
         out = proc.communicate(timeout=15)[0].decode()
+        if output is not None:
+            output.append(out)
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells.
         assert proc.returncode in (0, -15), out
         assert "Traceback" not in out, out

@@ -132,6 +132,7 @@ class Scheduler:
         self.queued = 0  # samples waiting
         self.batches = 0  # batches run, for tests and logs
         self.inlined = 0  # ... of which on the event loop
+        self._running = 0  # batches (or lone jobs) taken off the queue and not yet answered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_loop: deque[Job] = deque()  # jobs for the event loop
         self._threaded: deque[Job] = deque()  # jobs for the inference thread
@@ -165,6 +166,11 @@ class Scheduler:
                     job.reply(shutting)
         self.queued = 0
         self._thread.shutdown(wait=True)
+
+    @property
+    def busy(self) -> bool:
+        """Jobs are queued or a batch is running."""
+        return self.queued > 0 or self._running > 0
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -227,12 +233,15 @@ class Scheduler:
             batch = self._take(self._threaded)
             if not batch:
                 continue
+            self._running += 1
             try:
                 results = await loop.run_in_executor(self._thread, self._run, batch)
             except asyncio.CancelledError:
                 shutting = NotReady("the service is shutting down")
                 self._finish(batch, [shutting] * len(batch))
                 raise
+            finally:
+                self._running -= 1
             self._finish(batch, results)
 
     async def _gather(self, queue: deque[Job]) -> None:
@@ -254,7 +263,11 @@ class Scheduler:
         self.queued -= job.n
         if job.cancelled():
             return
-        result = await self._loop.run_in_executor(None, self._run_one, job)
+        self._running += 1
+        try:
+            result = await self._loop.run_in_executor(None, self._run_one, job)
+        finally:
+            self._running -= 1
         if not job.cancelled():
             job.reply(result)
 

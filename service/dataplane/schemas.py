@@ -75,6 +75,9 @@ class _Request(BaseModel):
     model: str | None = Field(
         None, description="model name (see GET /models); default: the configured default model"
     )
+    version: str | None = Field(
+        None, description="pin one loaded version of the model; default: the newest"
+    )
 
 
 class _Inputs(_Request):
@@ -241,7 +244,8 @@ class TrainingSummary(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str
-    version: str
+    version: str = Field(description="the version that serves by default (the newest)")
+    versions: list[str] = Field(description="every loaded version; a request may pin one")
     description: str
     family: str
     input: InputInfo

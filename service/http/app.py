@@ -8,6 +8,7 @@ until then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -22,10 +23,11 @@ from service.dataplane.plane import DataPlane, forward_times
 from service.dataplane.scheduler import BatchOptions
 from service.http import openapi
 from service.http.express import ExpressLane
+from service.http.keys import ApiKeys
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
-from service.http.routes import health, inference, models
+from service.http.routes import health, inference, models, repository
 from service.metrics import Metrics
 from service.runtime import memory
 from service.runtime.repository import ModelRepository
@@ -33,6 +35,8 @@ from service.runtime.sessions import OnnxOptions
 from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 DESCRIPTION = """Serves trained autoencoders with onnxruntime.
 
@@ -60,10 +64,20 @@ def create_app(
     metrics = Metrics()
     batching = batch_options(settings) if settings.batching else None
     plane = DataPlane(metrics=metrics, batching=batching, max_samples=settings.max_samples)
+    keys = ApiKeys.configured(
+        settings.api_keys, settings.api_keys_file, metrics_need_key=settings.metrics_need_key
+    )
+    if keys is None and settings.host not in _LOOPBACK:
+        logger.warning(
+            "no API keys configured and listening on %s: anyone who reaches the port may use "
+            "it (AESERVE_API_KEYS, AESERVE_API_KEYS_FILE)",
+            settings.host,
+        )
+    plane.control = keys is not None and keys.admin
     policy = Policy(
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        hooks=hooks,
+        hooks=[*hooks, *([keys] if keys is not None else [])],
         access_log=settings.access_log,
     )
     lane = ExpressLane(
@@ -110,13 +124,21 @@ def create_app(
             repository.default_name,
         )
 
+    async def start() -> None:
+        await load_models()
+        if settings.model_watch_s > 0 and plane.load.repository is not None:
+            await plane.watch(settings.model_watch_s)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(load_models())
+        task = asyncio.create_task(start())
         try:
             yield
         finally:
-            await task  # a thread cannot be cancelled; let it finish before shutdown
+            if plane.load.repository is not None:
+                task.cancel()  # the watcher (loading is done)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # a loading thread cannot be cancelled: let it finish first
             await plane.stop()
 
     app = FastAPI(
@@ -149,7 +171,7 @@ def create_app(
         )
     # Inference routes first: routes are matched in order.
     app.router.routes.extend(inference.routes())
-    for module in (health, models):
+    for module in (health, models, repository):
         app.include_router(module.router)
     openapi.document(app)
     logging.getLogger("service").setLevel(_level(settings.log_level))

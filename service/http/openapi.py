@@ -53,6 +53,7 @@ def responses(model: type[BaseModel], *codes: int) -> dict[int | str, dict[str, 
 
 _QUERY_OPTIONS = {
     "model": ("string", "multipart uploads: the model name"),
+    "version": ("string", "multipart uploads: pin one loaded version of the model"),
     "resize": ("boolean", "multipart uploads: resize images to the model's size"),
     "output_format": ("string", "multipart uploads: 'array' or 'png'"),
     "binarize": ("boolean", "multipart uploads: threshold binary outputs to 0/1"),

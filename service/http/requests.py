@@ -83,7 +83,7 @@ async def read_request(
                 f"a multipart body carries the inputs as files; drop {inline} from the query"
             )
         options = validate(schema, params, "query parameters")
-        runtime = select_model(request, repository, options.model)
+        runtime = select_model(request, repository, options.model, options.version)
         uploads = await read_uploads(request, runtime.max_batch)
         return ParsedRequest(options, runtime, uploads, npy=npy_out)
     if ctype == NPY and npy_field is not None:
@@ -93,7 +93,7 @@ async def read_request(
         body = await request.body()
         query[npy_field] = decode_npy(body)  # typed Any in the schema: passed through as is
         options = validate(schema, query, "query parameters")
-        runtime = select_model(request, repository, options.model)
+        runtime = select_model(request, repository, options.model, options.version)
         return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
     if not is_json(ctype):
         accepted = [JSON] + ([MULTIPART] if op.uploads else []) + ([NPY] if npy_field else [])
@@ -102,7 +102,7 @@ async def read_request(
         )
     body = await request.body()
     options = validate(schema, json_object(body), "request")
-    runtime = select_model(request, repository, options.model)
+    runtime = select_model(request, repository, options.model, options.version)
     return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
 
 
@@ -113,8 +113,10 @@ def validate(schema: Any, data: dict[str, Any], what: str) -> Any:
         raise invalid_fields(list(exc.errors()), what) from None
 
 
-def select_model(request: Request, repository: ModelRepository, name: str | None) -> ModelRuntime:
-    runtime = repository.get(name)
+def select_model(
+    request: Request, repository: ModelRepository, name: str | None, version: str | None = None
+) -> ModelRuntime:
+    runtime = repository.get(name, version)
     request.scope[MODEL_KEY] = runtime.name
     return runtime
 

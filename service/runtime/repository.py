@@ -23,12 +23,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ModelRepository:
-    """Loaded models by name, failed ones with their reason, and the default model."""
+    """Loaded models by name (each with its versions), failed ones with their reason, and the
+    default model.
+
+    A model folder holds one version (``<name>/model.json``) or several side by side
+    (``<name>/<version>/model.json``); the newest (by ``created_at``, then version) serves
+    unless a request pins one. :meth:`reload` and :meth:`unload` change one model while the
+    others serve: a new set of versions is loaded and checked completely, then swapped in with
+    one assignment, so a request holds the version it started with until it is answered.
+    """
 
     model_dir: Path
-    models: dict[str, ModelRuntime] = field(default_factory=dict)
+    models: dict[str, ModelRuntime] = field(default_factory=dict)  # the serving version
+    versions: dict[str, dict[str, ModelRuntime]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     default_name: str | None = None
+    options: OnnxOptions = field(default_factory=OnnxOptions)
+    max_batch: int = 1024
 
     @classmethod
     def load(
@@ -40,27 +51,14 @@ class ModelRepository:
         default_model: str | None = None,
     ) -> ModelRepository:
         """Load every model directory under ``model_dir`` (sorted by name)."""
-        options = options or OnnxOptions()
-        repo = cls(model_dir)
+        repo = cls(model_dir, options=options or OnnxOptions(), max_batch=max_batch)
         for path in sorted(p for p in model_dir.iterdir() if p.is_dir()):
             if path.name.startswith((".", "_")):
                 continue
             try:
-                runtime = load_model(path, options, max_batch)
-            except ModelLoadError as exc:
-                repo.failed[path.name] = str(exc)
-                logger.error("model %s refused: %s", path.name, exc)
+                repo.reload(path.name)
+            except ModelLoadError:
                 continue
-            repo.models[runtime.name] = runtime
-            logger.info(
-                "model %s %s loaded (%s, %s %s, latent %d)",
-                runtime.name,
-                runtime.version,
-                runtime.manifest.family,
-                runtime.kind,
-                list(runtime.shape),
-                runtime.latent_dim,
-            )
         if default_model is not None:
             repo.default_name = default_model
             if default_model not in repo.models:
@@ -69,11 +67,78 @@ class ModelRepository:
             repo.default_name = next(iter(repo.models))
         return repo
 
-    def get(self, name: str | None) -> ModelRuntime:
-        """The named model, or the default one; 404 naming the loaded models otherwise."""
+    def reload(self, name: str) -> dict[str, ModelRuntime]:
+        """(Re)load every version of ``<model_dir>/<name>`` and swap them in; returns them.
+
+        A folder that does not load is refused with ModelLoadError: a model that was serving
+        keeps serving its old versions."""
+        versions = self.read(name)
+        self.install(name, versions)
+        return versions
+
+    def read(self, name: str) -> dict[str, ModelRuntime]:
+        """Load and check every version of ``<model_dir>/<name>`` without serving them yet
+        (blocking: ONNX sessions are opened and run). ModelLoadError with the reason."""
+        try:
+            return load_versions(self.model_dir / name, self.options, self.max_batch)
+        except ModelLoadError as exc:
+            if name in self.models:
+                logger.error(
+                    "model %s: the new files are refused, the loaded versions keep serving: %s",
+                    name,
+                    exc,
+                )
+            else:
+                self.failed[name] = str(exc)
+                logger.error("model %s refused: %s", name, exc)
+            raise
+
+    def install(self, name: str, versions: dict[str, ModelRuntime]) -> dict[str, ModelRuntime]:
+        """Serve ``versions`` of ``name`` (the newest by default); returns the versions they
+        replace. One assignment each: a reader sees the old set or the new one, never a mix;
+        requests in flight keep the runtime they hold."""
+        newest = max(versions.values(), key=lambda rt: (rt.manifest.created_at, rt.version))
+        old = self.versions.get(name, {})
+        self.versions[name] = versions
+        self.models[name] = newest
+        self.failed.pop(name, None)
+        for runtime in versions.values():
+            logger.info(
+                "model %s %s loaded (%s, %s %s, latent %d)%s",
+                runtime.name,
+                runtime.version,
+                runtime.manifest.family,
+                runtime.kind,
+                list(runtime.shape),
+                runtime.latent_dim,
+                ", serving" if runtime is newest else "",
+            )
+        return old
+
+    def unload(self, name: str) -> dict[str, ModelRuntime]:
+        """Stop serving ``name``; its versions are returned (ModelNotFound if not loaded)."""
+        if name not in self.models:
+            raise ModelNotFound(
+                f"model '{name}' is not loaded; loaded models: {', '.join(self.models) or 'none'}"
+            )
+        del self.models[name]
+        self.failed.pop(name, None)
+        return self.versions.pop(name)
+
+    def get(self, name: str | None, version: str | None = None) -> ModelRuntime:
+        """The named model (the pinned version, else the serving one), or the default model;
+        404 naming the loaded models (or versions) otherwise."""
         key = name if name is not None else self.default_name
         if key is not None and key in self.models:
-            return self.models[key]
+            if version is None:
+                return self.models[key]
+            runtime = self.versions[key].get(version)
+            if runtime is not None:
+                return runtime
+            raise ModelNotFound(
+                f"model '{key}' has no version '{version}'; versions: "
+                f"{', '.join(sorted(self.versions[key]))}"
+            )
         known = ", ".join(self.models) or "none"
         if key is None:
             raise ModelNotFound(f"no model given and no default model; loaded models: {known}")
@@ -83,12 +148,43 @@ class ModelRepository:
             )
         raise ModelNotFound(f"unknown model '{key}'; loaded models: {known}")
 
+    def runtimes(self) -> list[ModelRuntime]:
+        """Every loaded version of every model."""
+        return [rt for versions in self.versions.values() for rt in versions.values()]
+
     def denoisers(self) -> list[str]:
         return [name for name, rt in self.models.items() if rt.denoiser]
 
 
-def load_model(path: Path, options: OnnxOptions, max_batch: int) -> ModelRuntime:
-    """Load and verify one model directory, or raise ModelLoadError with the reason."""
+def load_versions(path: Path, options: OnnxOptions, max_batch: int) -> dict[str, ModelRuntime]:
+    """Every version in a model folder: the folder itself (``model.json`` in it) or each of
+    its sub-folders (``<version>/model.json``, the folder named as the version)."""
+    if not path.is_dir():
+        raise ModelLoadError(f"no model folder '{path.name}'")
+    if (path / MANIFEST_FILE).is_file():
+        runtime = load_model(path, options, max_batch)
+        return {runtime.version: runtime}
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
+    if not folders:
+        raise ModelLoadError(f"no {MANIFEST_FILE} (nor version folders holding one)")
+    versions = {}
+    for folder in folders:
+        runtime = load_model(folder, options, max_batch, name=path.name)
+        if runtime.version != folder.name:
+            raise ModelLoadError(
+                f"version folder '{folder.name}' holds version '{runtime.version}'; name the "
+                "folder after the manifest's version"
+            )
+        versions[runtime.version] = runtime
+    return versions
+
+
+def load_model(
+    path: Path, options: OnnxOptions, max_batch: int, *, name: str | None = None
+) -> ModelRuntime:
+    """Load and verify one model directory, or raise ModelLoadError with the reason.
+
+    ``name``: the model's name when the directory is a version folder (else its own name)."""
     if not (path / MANIFEST_FILE).is_file():
         raise ModelLoadError(f"no {MANIFEST_FILE}")
     try:
@@ -101,9 +197,10 @@ def load_model(path: Path, options: OnnxOptions, max_batch: int) -> ModelRuntime
         ) from exc
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read {MANIFEST_FILE}: {exc}") from exc
-    if manifest.name != path.name:
+    expected = name if name is not None else path.name
+    if manifest.name != expected:
         raise ModelLoadError(
-            f"manifest name '{manifest.name}' differs from its directory name '{path.name}'"
+            f"manifest name '{manifest.name}' differs from its directory name '{expected}'"
         )
     sessions = []
     for which, info in (("encoder", manifest.files.encoder), ("decoder", manifest.files.decoder)):

@@ -375,7 +375,8 @@ def test_the_app_runs_a_model_inline_when_its_forward_pass_is_fast_enough(
             assert {s.inline for s in schedulers.values()} == {expected}
             r = client.post("/reconstruct", json={"model": "table", "inputs": [[1, 2, 3, 4]]})
             assert r.status_code == 200
-            assert schedulers["table"].inlined == int(expected)
+            table = client.app.state.plane.repository.get("table")
+            assert schedulers[table].inlined == int(expected)
 
 
 # -- real models: batched == unbatched, bit for bit ----------------------------------------
@@ -422,7 +423,7 @@ def test_batched_answers_equal_unbatched_bit_for_bit(
 
             recs = await asyncio.gather(*(plane.run(job(RECONSTRUCT, x)) for x in xs))
             encs = await asyncio.gather(*(plane.run(job(ENCODE, x)) for x in xs))
-            scheduler = plane.schedulers[name]
+            scheduler = plane.schedulers[runtime]
             assert scheduler.inline is inline and (scheduler.inlined > 0) is inline
             return list(recs), list(encs), scheduler.batches
         finally:

@@ -30,6 +30,7 @@ def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
     return {
         "name": m.name,
         "version": m.version,
+        "versions": sorted(plane.repository.versions.get(m.name, {m.version: runtime})),
         "description": m.description,
         "family": m.family,
         "input": {
