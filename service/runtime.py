@@ -31,6 +31,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from starlette.concurrency import run_in_threadpool
 
+from service.columns import ColumnEncoder
 from service.errors import InvalidInput, ModelLoadError, UnsupportedOperation
 from service.manifest import Manifest
 
@@ -167,6 +168,8 @@ class ModelRuntime:
         # Tabular: feature names in column order, and as a set (records are checked against it).
         self.features: list[str] | None = list(spec.features) if spec.features is not None else None
         self.feature_set = frozenset(self.features or ())
+        # Models fitted on a user's table: raw records (categories, missing cells) -> features.
+        self.columns = ColumnEncoder(manifest.tabular) if manifest.tabular is not None else None
         self._mean: F32 | None = None
         self._std: F32 | None = None
         if spec.scaler is not None:
