@@ -286,6 +286,11 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join([PROG, *args.argv])
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message's first non-empty line (library errors can run to several)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -295,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.traceback:
             traceback.print_exc()
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
@@ -304,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             traceback.print_exc()
         print(
-            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
             "(run with --traceback for details)",
             file=sys.stderr,
         )

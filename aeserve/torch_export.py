@@ -85,7 +85,10 @@ def _load_weights(
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
-        raise UserError(f"--weights {path}: not a state dict torch can read ({exc})") from None
+        raise UserError(
+            f"--weights {path}: not a state dict torch.load(weights_only=True) can read "
+            f"({type(exc).__name__}); save it with torch.save(module.state_dict(), path)"
+        ) from None
     if not isinstance(state, dict):
         raise UserError(f"--weights {path}: holds {type(state).__name__}, not a state dict")
     try:
