@@ -98,9 +98,8 @@ def fit_csv(args: argparse.Namespace, models: Path, command: str) -> Path:
     n_cat = sum(c.kind == "categorical" for c in columns)
     _say(
         args,
-        f"{len(data.train) + len(data.val) + len(data.test):,} rows, {len(columns)} columns "
-        f"({n_cat} categorical) -> {data.shape[0]} features; training {arch['hidden']} -> "
-        f"{arch['latent_dim']} for {epochs} epochs",
+        f"{len(columns)} columns ({n_cat} categorical) -> {data.shape[0]} features; training "
+        f"{arch['hidden']} -> {arch['latent_dim']} on {len(data.train):,} rows for {epochs} epochs",
     )
     recipe = parse(
         {
