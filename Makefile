@@ -35,11 +35,11 @@ sysdeps:
 data: $(VENV)/.all
 	@bash scripts/fetch-data.sh
 
-## lint: ruff + mypy (service/ strict)
+## lint: ruff + mypy (service/ and aeserve/ strict)
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service aeserve
 
 ## test: lint + the whole pytest suite
 test: sysdeps $(VENV)/.all data lint

@@ -145,7 +145,8 @@ def write_card(
         t.command,
         "```",
         "",
-        f"Recipe: `{t.recipe}`. Same recipe and seed give the same weights on the same machine "
+        (f"Recipe: `{t.recipe}`. " if t.recipe else "No recipe file: the command holds it. ")
+        + "Same recipe and seed give the same weights on the same machine "
         "(one CPU thread, deterministic algorithms); the manifest's `version` is a hash of the two "
         "ONNX files.",
         "",
