@@ -123,6 +123,7 @@ def _port() -> int:
     raise RuntimeError("no free port in 17400-17999")
 
 
+@pytest.mark.slow
 def test_serve(repo: Path, run: Run, tmp_path: Path) -> None:
     assert_user_error(run("serve", "--models", tmp_path / "nowhere"), "no model repository")
     port = _port()

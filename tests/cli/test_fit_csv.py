@@ -66,6 +66,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d / "models"
 
 
+@pytest.mark.slow
 def test_manifest_records_columns_and_metrics(fitted: Path) -> None:
     m = Manifest.read(fitted / "tx")
     assert m.tabular is not None
@@ -91,6 +92,7 @@ def test_manifest_records_columns_and_metrics(fitted: Path) -> None:
     assert "### Columns" in card and "`merchant` | categorical" in card
 
 
+@pytest.mark.slow
 def test_served_model_takes_raw_records(fitted: Path) -> None:
     records = [
         {"id": "ok", "amount": 41.5, "hour": 13, "merchant": "grocery"},
@@ -146,6 +148,7 @@ def test_served_model_takes_raw_records(fitted: Path) -> None:
         refused({"amount": True, "hour": 1, "merchant": "travel"}, "must be a number")
 
 
+@pytest.mark.slow
 def test_unlabelled_csv_calibrates_only(run: Run, tmp_path: Path) -> None:
     write_transactions(tmp_path / "sessions.csv", n=400, labelled=False)
     res = run(
@@ -171,6 +174,7 @@ def test_unlabelled_csv_calibrates_only(run: Run, tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["model"] == "sessions"
 
 
+@pytest.mark.slow
 def test_refuse_policy_is_served(run: Run, tmp_path: Path) -> None:
     write_transactions(tmp_path / "full.csv", n=300, missing=False)
     res = run(

@@ -107,6 +107,7 @@ def test_torch_module_packaged_and_served(run: Run, workdir: Path, tmp_path: Pat
         assert body["is_anomaly"] == [s > m.score.threshold for s in body["scores"]]
 
 
+@pytest.mark.slow
 def test_torch_vae_and_pair(run: Run, workdir: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
     data = workdir / "normal.npy"
@@ -182,6 +183,7 @@ def test_onnx_files_packaged_and_served(run: Run, workdir: Path, tmp_path: Path)
         assert np.abs(np.asarray(r.json()["outputs"]) - want).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_package_from_onnx_does_not_import_torch(workdir: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
