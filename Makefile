@@ -35,11 +35,11 @@ sysdeps:
 data: $(VENV)/.all
 	@bash scripts/fetch-data.sh
 
-## lint: ruff + mypy (service/ strict) + the import-layer contracts of service/
+## lint: ruff + mypy (service/ and aeserve/ strict) + the import-layer contracts of service/
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service aeserve
 	$(BIN)/lint-imports
 
 ## test: lint + the whole pytest suite

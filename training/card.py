@@ -13,6 +13,33 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e6 else f"{v:.4g}"
 
 
+def _columns(m: Manifest) -> list[str]:
+    """The raw columns of a model fitted on a user's table: what clients send as ``records``."""
+    if m.tabular is None:
+        return []
+    lines = [
+        "### Columns",
+        "",
+        "Clients send these raw columns as `records`; the service encodes them (categories "
+        "one-hot, missing cells as below; missing means null, absent or one of "
+        f"{m.tabular.missing_values}).",
+        "",
+        "| column | kind | values | missing cells |",
+        "| --- | --- | --- | --- |",
+    ]
+    for c in m.tabular.columns:
+        if c.kind == "categorical":
+            cats = c.categories or []
+            values = ", ".join(f"`{v}`" for v in cats[:12]) + (" …" if len(cats) > 12 else "")
+            fill = "all-zero one-hot"
+        else:
+            values = "number"
+            fill = f"filled with {_fmt(c.fill or 0.0)}" + (" + indicator" if c.indicator else "")
+        policy = "refused (422)" if c.missing == "refuse" else fill
+        lines.append(f"| `{c.name}` | {c.kind} | {values} | {policy} |")
+    return [*lines, ""]
+
+
 def write_card(
     out_dir: Path,
     manifest: Manifest,
@@ -41,6 +68,7 @@ def write_card(
         f"Dataset `{t.dataset}`: {len(data.train)} training, {len(data.val)} validation, "
         f"{len(data.test)} test samples. {data.splits_note}",
         "",
+        *_columns(m),
         "## Architecture and training",
         "",
         f"- architecture: {arch}",
@@ -117,7 +145,8 @@ def write_card(
         t.command,
         "```",
         "",
-        f"Recipe: `{t.recipe}`. Same recipe and seed give the same weights on the same machine "
+        (f"Recipe: `{t.recipe}`. " if t.recipe else "No recipe file: the command holds it. ")
+        + "Same recipe and seed give the same weights on the same machine "
         "(one CPU thread, deterministic algorithms); the manifest's `version` is a hash of the two "
         "ONNX files.",
         "",

@@ -39,7 +39,7 @@ class ExportResult:
     max_abs_diff: float  # worst torch-vs-onnxruntime difference over both files and all checks
 
 
-def _to_onnx(module: nn.Module, example: torch.Tensor, inputs: str, outputs: list[str]) -> bytes:
+def to_onnx(module: nn.Module, example: torch.Tensor, inputs: str, outputs: list[str]) -> bytes:
     """Serialise one module to ONNX bytes with axis 0 of every input and output dynamic."""
     buf = io.BytesIO()
     axes = {name: {0: "N"} for name in [inputs, *outputs]}
@@ -112,8 +112,8 @@ def export(model: Autoencoder, out_dir: Path, sample: np.ndarray, *, seed: int =
         z = model.encode(x)
     gen = torch.Generator().manual_seed(seed)
     enc_path, dec_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE
-    enc_path.write_bytes(_to_onnx(enc, x[:2], "x", model.export_encoder_outputs()))
-    dec_path.write_bytes(_to_onnx(dec, z[:2], "z", ["x_hat"]))
+    enc_path.write_bytes(to_onnx(enc, x[:2], "x", model.export_encoder_outputs()))
+    dec_path.write_bytes(to_onnx(dec, z[:2], "z", ["x_hat"]))
 
     x_checks = [x, x[:1], torch.rand((7, *model.shape), generator=gen)]
     spread = z.std(0, keepdim=True).clamp_min(1.0)

@@ -181,10 +181,20 @@ def _plots(
 
 
 def build(
-    recipe: Recipe, out_dir: Path, command: str, *, quiet: bool = False, recipe_ref: str = ""
+    recipe: Recipe,
+    out_dir: Path,
+    command: str,
+    *,
+    quiet: bool = False,
+    recipe_ref: str = "",
+    data: Dataset | None = None,
 ) -> BuildResult:
-    """Train ``recipe`` and write the complete model directory ``out_dir``."""
-    data = load_dataset(recipe.dataset, **recipe.dataset_options)
+    """Train ``recipe`` and write the complete model directory ``out_dir``.
+
+    ``data``: the recipe's dataset when the caller has loaded it already (``aeserve fit-csv``
+    sizes the architecture from it)."""
+    if data is None:
+        data = load_dataset(recipe.dataset, **recipe.dataset_options)
     res = train(recipe, data, quiet=quiet)
     work = out_dir.parent / f".{out_dir.name}.building"
     shutil.rmtree(work, ignore_errors=True)
@@ -241,6 +251,7 @@ def build(
                     "python": sys.version.split()[0],
                 },
             ),
+            tabular=data.tabular,
         )
         manifest.write(work)
         figures = _plots(work, onnx, data, ev, res, recipe)

@@ -103,10 +103,11 @@ def latent_map(
                     fontsize=8,
                     color="tab:red",
                 )
+    elif labels is None:  # unlabelled sets (aeserve fit-csv without --label)
+        ax.scatter(codes[:, 0], codes[:, 1], s=3, c="tab:blue", alpha=0.6)
     else:
         sc = ax.scatter(codes[:, 0], codes[:, 1], s=3, c=labels, cmap="tab10", alpha=0.6)
-        if labels is not None:
-            fig.colorbar(sc, ax=ax)
+        fig.colorbar(sc, ax=ax)
     span = np.ptp(codes, axis=0) * 0.08 + 1e-3
     ax.set_xlim(codes[:, 0].min() - span[0], codes[:, 0].max() + span[0])
     ax.set_ylim(codes[:, 1].min() - span[1], codes[:, 1].max() + span[1])

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from service.runtime.columns import ColumnError
 from service.runtime.errors import BadRequest, InvalidInput, UnsupportedOperation
 from service.runtime.model import ModelRuntime
 from service.runtime.sessions import F32
@@ -83,6 +84,11 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
     if not isinstance(records, list):
         raise InvalidInput("records must be an array of objects keyed by feature name")
     runtime.check_batch(len(records), "records")
+    if runtime.columns is not None:  # raw columns: categories and missing cells (columns.py)
+        try:
+            return to_float32(runtime.columns.encode(records))
+        except ColumnError as exc:
+            raise InvalidInput(str(exc)) from None
     rows = record_rows(runtime, records)
     if rows is not None:
         try:
@@ -98,6 +104,8 @@ def record_rows(runtime: ModelRuntime, records: list[Any]) -> list[list[Any]] | 
     """The common case in one pass: every record has exactly the features, every value is a
     number (bool is not: type() is exact); the rows in feature order. None for anything else
     (then :func:`records_to_array`'s checks name the problem)."""
+    if runtime.columns is not None and not runtime.columns.plain:
+        return None  # categorical or indicator features: records_to_array encodes them
     keys, features = runtime.feature_set, runtime.features or []
     rows = []
     for record in records:

@@ -40,8 +40,13 @@ RecordArray = Annotated[
     WithJsonSchema(
         {
             "type": "array",
-            "items": {"type": "object", "additionalProperties": {"type": "number"}},
-            "description": "tabular models: one object per sample, raw values by feature name",
+            "items": {
+                "type": "object",
+                "additionalProperties": {"type": ["number", "string", "null"]},
+            },
+            "description": "tabular models: one object per sample, raw values by feature name "
+            "(numbers; models with a 'tabular' manifest section, fitted on a CSV, also take "
+            "category strings, numeric strings and null or empty cells as missing values)",
         }
     ),
 ]

@@ -30,6 +30,8 @@ CARD_FILE = "card.md"
 Family = Literal["ae", "vae"]
 InputKind = Literal["image", "tabular"]
 ScoreKind = Literal["mse", "bce"]
+# Strings that mean "no value" in a raw tabular cell (compared stripped, case-insensitively).
+DEFAULT_MISSING_VALUES: Final = ["", "NA", "N/A", "NaN", "null", "None", "?"]
 
 
 class _Strict(BaseModel):
@@ -225,6 +227,66 @@ class TrainingInfo(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class TabularColumn(_Strict):
+    """One raw column of a model fitted on a user's table (``aeserve fit-csv``).
+
+    Numeric columns become one feature (plus ``<name>:missing``, 0/1, with ``indicator``);
+    categorical ones one 0/1 feature ``<name>=<category>`` per known category (one-hot).
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["numeric", "categorical"]
+    # Categorical: the known values (as text), in one-hot order. Any other value is refused.
+    categories: list[str] | None = None
+    # A missing cell (null, absent, or one of TabularSpec.missing_values): ``refuse`` it, or
+    # ``impute`` it: numeric columns take ``fill``, categorical ones an all-zero one-hot row.
+    missing: Literal["refuse", "impute"] = "refuse"
+    fill: float | None = Field(default=None, description="numeric, impute: the value used")
+    indicator: bool = Field(default=False, description="numeric: add the 0/1 feature name:missing")
+
+    def features(self) -> list[str]:
+        """The model features this column becomes, in order."""
+        if self.kind == "categorical":
+            return [f"{self.name}={c}" for c in self.categories or []]
+        return [self.name, f"{self.name}:missing"] if self.indicator else [self.name]
+
+    @model_validator(mode="after")
+    def _check(self) -> TabularColumn:
+        if self.kind == "categorical":
+            if not self.categories:
+                raise ValueError(f"categorical column {self.name!r} needs its categories")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError(f"column {self.name!r} lists a category twice")
+            if self.fill is not None or self.indicator:
+                raise ValueError(f"fill and indicator are for numeric columns ({self.name!r})")
+        else:
+            if self.categories is not None:
+                raise ValueError(f"numeric column {self.name!r} cannot have categories")
+            if self.missing == "impute" and (self.fill is None or not math.isfinite(self.fill)):
+                raise ValueError(f"numeric column {self.name!r} imputes: it needs a finite fill")
+        return self
+
+
+class TabularSpec(_Strict):
+    """The raw columns clients send as ``records`` and how they become the model's features
+    (``service.columns`` does it, for training and serving alike)."""
+
+    columns: list[TabularColumn] = Field(min_length=1)
+    # Raw strings that mean "missing" (compared stripped, case-insensitively); null and an absent
+    # key are missing too.
+    missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+
+    def features(self) -> list[str]:
+        return [f for column in self.columns for f in column.features()]
+
+    @model_validator(mode="after")
+    def _check(self) -> TabularSpec:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("tabular column names must be unique")
+        return self
+
+
 class Manifest(_Strict):
     """``model.json``: everything the service needs to serve a model, and how it was made."""
 
@@ -240,6 +302,20 @@ class Manifest(_Strict):
     score: ScoreSpec
     metrics: dict[str, Metric] = Field(default_factory=dict)
     training: TrainingInfo
+    # Models fitted on a user's table: the raw columns records carry (categories, missing values).
+    tabular: TabularSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_tabular(self) -> Manifest:
+        if self.tabular is not None:
+            if self.input.kind != "tabular":
+                raise ValueError("a 'tabular' section needs input.kind 'tabular'")
+            if self.input.features != self.tabular.features():
+                raise ValueError(
+                    "input.features must be the tabular columns' features, in order "
+                    f"({self.tabular.features()})"
+                )
+        return self
 
     @property
     def denoiser(self) -> bool:

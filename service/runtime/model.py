@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.runtime import scoring
+from service.runtime.columns import ColumnEncoder
 from service.runtime.errors import InvalidInput, ModelLoadError, UnsupportedOperation
 from service.runtime.manifest import Manifest
 from service.runtime.sessions import F32, F64
@@ -123,6 +124,8 @@ class ModelRuntime:
         # Tabular: feature names in column order, and as a set (records are checked against it).
         self.features: list[str] | None = list(spec.features) if spec.features is not None else None
         self.feature_set = frozenset(self.features or ())
+        # Models fitted on a user's table: raw records (categories, missing cells) -> features.
+        self.columns = ColumnEncoder(manifest.tabular) if manifest.tabular is not None else None
         self._mean: F32 | None = None
         self._std: F32 | None = None
         if spec.scaler is not None:

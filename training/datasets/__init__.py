@@ -9,6 +9,7 @@ with :func:`register` in their own module and are imported below.
 from training.datasets import font as _font  # noqa: F401  (registers "font")
 from training.datasets import images as _images  # noqa: F401  (mnist, fashion-mnist, digits)
 from training.datasets import tabular as _tabular  # noqa: F401  (shuttle, breast-cancer, ...)
+from training.datasets import usercsv as _usercsv  # noqa: F401  (user-csv: aeserve fit-csv)
 from training.datasets.base import DATASETS, Dataset, Split, get_dataset, load_dataset, register
 
 __all__ = ["DATASETS", "Dataset", "Split", "get_dataset", "load_dataset", "register"]

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.runtime.manifest import TabularSpec
 from training.registry import Registry
 
 Kind = Literal["image", "tabular"]
@@ -58,6 +59,9 @@ class Dataset:
     splits_note: str = ""
     # Which split names metrics are measured on, e.g. {"test": "test (10,000 images)"}.
     split_names: dict[str, str] = field(default_factory=dict)
+    # Sets read from a user's table (``user-csv``): the raw columns and their encoding, written
+    # into the manifest so the service takes raw records (categories, missing cells).
+    tabular: TabularSpec | None = None
 
     def __post_init__(self) -> None:
         for name in ("train", "val", "test"):
