@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import math
 from bisect import bisect_left
+from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,9 +16,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from service.runtime.repository import ModelRepository
@@ -38,20 +41,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ["endpoint", "model", "status"]
-        self.requests = Counter(
-            "aeserve_requests",
-            "HTTP requests by endpoint (route path), model and status code",
-            labels,
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "aeserve_request_duration_seconds",
-            "HTTP request latency by endpoint, model and status code",
-            labels,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
+        # Requests and their latency by endpoint, model and status: one collector of ours
+        # (prometheus_client's public Collector API), fed once per request or per batch.
+        self.requests = RequestStats()
+        self.registry.register(self.requests)
         # Samples scored by /anomaly-score and how many were flagged: the flag rate per model
         # (docker/prometheus/rules.yml) shows drift in what clients send.
         self.anomaly_samples = Counter(
@@ -87,46 +80,15 @@ class Metrics:
             ["model", "version", "family"],
             registry=self.registry,
         )
-        # (endpoint, model, status) -> the counter and histogram children: labels() builds a
-        # tuple, checks every label and takes a lock on each call. The keys are bounded: route
-        # paths (or "unmatched"), loaded model names (or "") and status codes.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._anomaly_children: dict[str, tuple[Counter, Counter]] = {}  # by model name
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
-        children = self._labelled(endpoint, model, status)
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one answered request and its latency."""
+        self.requests.observe(endpoint, model, status, seconds)
 
     def observe_many(self, endpoint: str, model: str, status: int, seconds: list[float]) -> None:
-        """:meth:`observe` for several requests at once: one update of the counter, the sum and
-        each bucket that got requests (Histogram.observe's own rule: the first bucket whose
-        bound is >= the value), not one of each per request."""
-        children = self._labelled(endpoint, model, status)
-        children[0].inc(len(seconds))
-        histogram = children[1]
-        bounds = getattr(histogram, "_upper_bounds", None)  # prometheus_client's own fields
-        buckets = getattr(histogram, "_buckets", None)
-        total = getattr(histogram, "_sum", None)
-        if bounds is None or buckets is None or total is None:  # pragma: no cover (other versions)
-            for value in seconds:
-                histogram.observe(value)
-            return
-        for index, count in collections.Counter(map(partial(bisect_left, bounds), seconds)).items():
-            buckets[index].inc(count)
-        total.inc(sum(seconds))
-
-    def _labelled(self, endpoint: str, model: str, status: int) -> tuple[Counter, Histogram]:
-        key = (endpoint, model, status)
-        children = self._children.get(key)
-        if children is None:
-            code = str(status)
-            children = (
-                self.requests.labels(endpoint, model, code),
-                self.latency.labels(endpoint, model, code),
-            )
-            self._children[key] = children
-        return children
+        """:meth:`observe` for several requests of one endpoint, model and status at once."""
+        self.requests.observe_many(endpoint, model, status, seconds)
 
     def observe_express(self, endpoint: str, n: int = 1) -> None:
         child = self._express_children.get(endpoint)
@@ -156,3 +118,63 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RequestStats(Collector):
+    """``aeserve_requests_total`` and the ``aeserve_request_duration_seconds`` histogram by
+    endpoint, model and status, kept as plain counts and exposed through prometheus_client's
+    public Collector API.
+
+    One request costs a bisect and three additions; a batch of the express lane one update
+    per bucket it touched. The label sets are bounded: route paths (or "unmatched"), loaded
+    model names (or "") and status codes. Updated on the event loop only.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
+        self.bounds = [*buckets, math.inf]
+        # (endpoint, model, status) -> [count per bucket (not cumulative)..., sum of seconds]
+        self._series: dict[tuple[str, str, int], list[float]] = {}
+
+    def _row(self, key: tuple[str, str, int]) -> list[float]:
+        row = self._series.get(key)
+        if row is None:
+            row = self._series[key] = [0.0] * (len(self.bounds) + 1)
+        return row
+
+    def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        row = self._row((endpoint, model, status))
+        # Histogram.observe's rule: the first bucket whose bound is >= the value.
+        row[bisect_left(self.bounds, seconds)] += 1
+        row[-1] += seconds
+
+    def observe_many(self, endpoint: str, model: str, status: int, seconds: list[float]) -> None:
+        row = self._row((endpoint, model, status))
+        for index, count in collections.Counter(
+            map(partial(bisect_left, self.bounds), seconds)
+        ).items():
+            row[index] += count
+        row[-1] += sum(seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["endpoint", "model", "status"]
+        total = CounterMetricFamily(
+            "aeserve_requests",
+            "HTTP requests by endpoint (route path), model and status code",
+            labels=labels,
+        )
+        latency = HistogramMetricFamily(
+            "aeserve_request_duration_seconds",
+            "HTTP request latency by endpoint, model and status code",
+            labels=labels,
+        )
+        for (endpoint, model, status), row in list(self._series.items()):
+            values = [endpoint, model, str(status)]
+            counts = row[:-1]
+            total.add_metric(values, sum(counts))
+            cumulative, buckets = 0.0, []
+            for bound, count in zip(self.bounds, counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == math.inf else repr(bound), cumulative))
+            latency.add_metric(values, buckets, row[-1])
+        yield total
+        yield latency

@@ -33,3 +33,30 @@ def test_observe_many_counts_like_one_observe_per_request() -> None:
             assert got[name] == value, name
     buckets = [v for k, v in got.items() if re.search(r"_bucket\{", k)]
     assert buckets[-1] == len(values)  # le="+Inf": every observation
+
+
+def test_the_exposition_is_prometheus_clients_own() -> None:
+    """RequestStats writes what prometheus_client's Counter and Histogram would write."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    values = [b + d for b in BUCKETS for d in (-1e-9, 0.0, 1e-9)] + [0.0, 20.0, 0.003]
+    registry = CollectorRegistry()
+    labels = ["endpoint", "model", "status"]
+    counter = Counter("aeserve_requests", "x", labels, registry=registry)
+    histogram = Histogram(
+        "aeserve_request_duration_seconds", "x", labels, buckets=BUCKETS, registry=registry
+    )
+    ours = Metrics()
+    for value in values:
+        counter.labels("/encode", "m", "200").inc()
+        histogram.labels("/encode", "m", "200").observe(value)
+        ours.observe("/encode", "m", 200, value)
+
+    def lines(text: bytes) -> set[str]:
+        return {
+            line
+            for line in text.decode().splitlines()
+            if line.startswith("aeserve_request") and "_created" not in line
+        }
+
+    assert lines(ours.render()) == lines(generate_latest(registry))
