@@ -29,6 +29,7 @@ from service.repository import LoadState, ModelRepository
 from service.routes import latent, models, ops, reconstruction
 from service.runtime import OnnxOptions
 from service.settings import Settings, load_settings
+from service.webui import install_webui
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
         version=service.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are served by service/webui.py from vendored files (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.load = state
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None) -> AeserveApp:
     # Hot inference routes first: routes are matched in order.
     for module in (reconstruction, latent, ops, models):
         app.include_router(module.router)
+    install_webui(app)
     if settings.fast_path:
         app.front = FastFront(
             routes=app.router.routes,
