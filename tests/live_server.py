@@ -8,6 +8,7 @@ instead (``tests/deploy/conftest.py``).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,6 +29,18 @@ def free_port() -> int:
         return port
 
 
+def free_port_in(low: int, high: int) -> int:
+    """A free loopback port in [low, high] (for tests told to keep to a range)."""
+    for port in random.sample(range(low, high + 1), high - low + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
 def wait_ready(
     proc: subprocess.Popen[bytes], url: str, seconds: float, output: Callable[[], str]
 ) -> None:
@@ -45,10 +58,11 @@ def wait_ready(
 
 
 @contextmanager
-def live_server(model_dir: Path, **env: str) -> Iterator[str]:
-    """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings); yields the base URL once
-    ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback."""
-    port = free_port()
+def live_server(model_dir: Path, *, port: int | None = None, **env: str) -> Iterator[str]:
+    """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings) on ``port`` (default: a free
+    one); yields the base URL once ``/readyz`` answers 200. On exit the server must stop
+    cleanly, without a traceback."""
+    port = port if port is not None else free_port()
     environ = {
         **os.environ,
         "AESERVE_MODEL_DIR": str(model_dir),
