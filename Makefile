@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench clean web-vendor reference
+.PHONY: serve test lint models data sysdeps bench clean web-vendor reference screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ models: $(VENV)/.all data
 ## web-vendor: re-vendor Swagger UI and ReDoc (pinned, from the npm registry) into service/web/vendor/
 web-vendor:
 	bash scripts/vendor-web.sh
+
+## screenshots: the web app's screenshots in docs/web/ (the README shows them), from the shipped zoo
+screenshots: sysdeps $(VENV)/.all
+	$(BIN)/python -m tests.web.screenshots
 
 ## reference: write reference.npz (the latent map's codes) into the shipped models, no retraining
 reference: $(VENV)/.all data

@@ -43,7 +43,8 @@ def main() -> None:
         rows = list(csv.DictReader(f))
     normal = [r for r in rows if r["anomaly"] == "0"][:17]
     anomalies = [r for r in rows if r["anomaly"] == "1"][:3]
-    picked = normal[:6] + anomalies[:1] + normal[6:12] + anomalies[1:2] + normal[12:] + anomalies[2:]
+    # 17 normal rows with the 3 anomalies in between (records 7, 14 and 20).
+    picked = [*normal[:6], anomalies[0], *normal[6:12], anomalies[1], *normal[12:], anomalies[2]]
     with open(OUT / "shuttle.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", *[f"f{i}" for i in range(1, 10)], "anomaly"])

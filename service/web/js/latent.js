@@ -52,8 +52,7 @@ export class LatentPage {
       ref.thumbs = ref.inputs && ref.n <= THUMBS_MAX;
       this.ref = ref;
       this.extent();
-      this.plane = await this.decodePlane(m);
-      if (this.model !== m) return;
+      this.plane = null;
       this.drawBase();
       this.legend();
       const p = ref.plane;
@@ -63,9 +62,18 @@ export class LatentPage {
           : `(${ref.n} items of the ${ref.split} split; ${m.latent_dim}-D codes on their first two principal axes, ` +
             `${Math.round(100 * (p.explained[0] + p.explained[1]))}% of the variance; the map decodes that plane through the mean code)`;
       this.compose();
-      this.map.dataset.ready = m.name;
-      this.pointer = [(this.box[0] + this.box[1]) / 2, (this.box[2] + this.box[3]) / 2];
-      await this.follow();
+      this.map.dataset.ready = m.name; // interactive from here
+      if (!this.pointer) {
+        this.pointer = [(this.box[0] + this.box[1]) / 2, (this.box[2] + this.box[3]) / 2];
+        this.follow();
+      }
+      // Then the decoded plane behind the points (one larger request).
+      const plane = await this.decodePlane(m);
+      if (this.model !== m) return;
+      this.plane = plane;
+      this.drawBase();
+      this.compose();
+      this.map.dataset.plane = m.name;
     } catch (err) {
       this.app.fail(err);
     }

@@ -69,6 +69,7 @@ async function start() {
   pages.image = new ImagePage(app);
   pages.latent = new LatentPage(app);
   pages.tabular = new TabularPage(app);
+  window.aeserve = { app, pages }; // for a person's console (and tests' debugging)
   window.addEventListener("hashchange", route);
   await load();
 }

@@ -149,9 +149,9 @@ export class TabularPage {
   chart(contributions, score) {
     const svg = $("contributions");
     const row = 18;
-    const labelW = 120;
-    const width = 560;
-    const barW = width - labelW - 150;
+    const labelW = 12 + 7 * Math.max(...contributions.map((c) => c.feature.length));
+    const width = 600;
+    const barW = width - labelW - 230; // room for the figures after the longest bar
     const max = Math.max(...contributions.map((c) => c.contribution), 1e-12);
     svg.setAttribute("height", contributions.length * row + 6);
     svg.setAttribute("width", width);
