@@ -38,6 +38,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service import schemas
 from service.errors import (
     BadRequest,
     InvalidInput,
@@ -119,7 +120,7 @@ async def read_request(
     multipart images (if allowed) or one .npy array (endpoints taking inputs or latents)."""
     ctype, accept = _content_headers(request)
     npy_out = NPY in accept
-    npy_field = next((f for f in ("inputs", "latents") if f in schema.model_fields), None)
+    npy_field = schemas.npy_field(schema)
     if multipart and ctype == MULTIPART:
         params = dict(request.query_params)
         inline = [k for k in ("inputs", "images", "records") if k in params]

@@ -316,6 +316,11 @@ _QUERY_OPTIONS = {
 }
 
 
+def npy_field(model: type[BaseModel]) -> str | None:
+    """The field an ``application/x-npy`` body carries for ``model`` (None: no .npy body)."""
+    return next((f for f in ("inputs", "latents") if f in model.model_fields), None)
+
+
 def request_body(
     model: type[BaseModel], example: dict[str, Any], *, multipart: bool = False
 ) -> dict[str, Any]:
@@ -327,13 +332,13 @@ def request_body(
     }
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
     fields = model.model_fields
-    npy_field = next((f for f in ("inputs", "latents") if f in fields), None)
-    if npy_field is not None:
+    npy = npy_field(model)
+    if npy is not None:
         content["application/x-npy"] = {
             "schema": {
                 "type": "string",
                 "format": "binary",
-                "description": f"'{npy_field}' as one NumPy .npy array (options in the query)",
+                "description": f"'{npy}' as one NumPy .npy array (options in the query)",
             }
         }
     if multipart:
@@ -350,7 +355,7 @@ def request_body(
                 "required": ["files"],
             }
         }
-    if multipart or npy_field is not None:
+    if multipart or npy is not None:
         extra["parameters"] = [
             {
                 "name": name,

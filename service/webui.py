@@ -9,8 +9,10 @@ files and the vendored Swagger UI and ReDoc bundles live in ``service/web/`` (pa
 
 from __future__ import annotations
 
+import gzip
 import html
 import logging
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +22,10 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from service.codecs import json_response
 from service.deps import RepositoryDep
@@ -101,7 +105,35 @@ def install_webui(app: FastAPI) -> None:
         fields = ref.fields(inputs=inputs, limit=limit)
         return json_response({"model": runtime.name, "version": runtime.version, **fields})
 
-    app.mount(STATIC_PREFIX, StaticFiles(directory=WEB_DIR), name="web")
+    vendored = _gzipped(WEB_DIR / "vendor")
+
+    @app.get(STATIC_PREFIX + "/vendor/{path:path}", include_in_schema=False)
+    async def vendor(path: str, request: Request) -> Response:
+        """The vendored bundles, stored gzipped: sent as they are (Content-Encoding: gzip),
+        or unpacked for the rare client that does not take gzip."""
+        found = vendored.get(path)
+        if found is None:
+            return await static(request.scope, path)
+        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return FileResponse(found, media_type=media, headers=headers)
+        body = await run_in_threadpool(lambda: gzip.decompress(found.read_bytes()))
+        return Response(body, media_type=media, headers=headers)
+
+    files = StaticFiles(directory=WEB_DIR)
+
+    async def static(scope: Scope, path: str) -> Response:
+        response: Response = await files.get_response(f"vendor/{path}", scope)
+        return response
+
+    app.mount(STATIC_PREFIX, files, name="web")
+
+
+def _gzipped(root: Path) -> dict[str, Path]:
+    """``name`` -> ``root/name.gz`` for every gzipped file under ``root``."""
+    return {p.relative_to(root).as_posix()[: -len(".gz")]: p for p in root.rglob("*.gz")}
 
 
 def has_reference(model_dir: Path) -> bool:

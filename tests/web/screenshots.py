@@ -52,11 +52,15 @@ def main() -> None:
     ):
         page.goto(f"{url}/#models")
         page.wait_for_selector("section.model")
-        page.locator("section.model[data-model=font] details.card-box summary").click()
-        page.locator("section.model[data-model=font]").scroll_into_view_if_needed()
-        page.locator("section.model[data-model=font] .card img").first.wait_for()
+        page.locator("section.model[data-model=breast-cancer] details.metrics-box summary").click()
         settle(page)
         shoot(page, "models")
+
+        page.goto(f"{url}/models/fashion-2d/card")
+        page.locator("h3", has_text="Latent map").first.scroll_into_view_if_needed()
+        page.mouse.wheel(0, -60)
+        settle(page)
+        shoot(page, "card-fashion-2d")
 
         page.goto(f"{url}/#image/mnist")
         page.wait_for_selector("body[data-ready=true]")
@@ -73,6 +77,7 @@ def main() -> None:
         settle(page)
         shoot(page, "image-denoise")
 
+        page.set_viewport_size({"width": 1280, "height": 1060})
         page.goto(f"{url}/#latent/font")
         page.wait_for_selector("[data-testid=latent-map][data-ready=font]")
         m = page.get_by_test_id("latent-map")
@@ -90,6 +95,7 @@ def main() -> None:
         page.mouse.move(*at(page, "latent-map", 0.5, 0.35))
         settle(page)
         shoot(page, "latent-fashion-2d")
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.goto(f"{url}/#tabular/shuttle")
         page.wait_for_selector("[data-testid=tabular-form][data-ready=shuttle]")
@@ -104,12 +110,7 @@ def main() -> None:
         page.set_viewport_size({"width": 1280, "height": 900})
 
         page.goto(f"{url}/docs")
-        op = page.locator("#operations-inference-reconstruct_reconstruct_post")
-        op.locator(".opblock-summary").click()
-        op.get_by_role("button", name="Try it out").click()
-        op.get_by_role("button", name="Execute").click()
-        op.locator(".live-responses-table tr.response").first.wait_for()
-        op.locator(".live-responses-table").scroll_into_view_if_needed()
+        page.locator("#operations-inference-reconstruct_reconstruct_post").wait_for()
         settle(page)
         shoot(page, "docs")
         guard.check()
