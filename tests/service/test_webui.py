@@ -129,7 +129,20 @@ def test_reference_of_the_font_model(shipped: TestClient) -> None:
     again = shipped.post("/encode", json={"model": "font", "inputs": glyphs_}).json()["latents"]
     assert np.allclose(again, ref["codes"], atol=1e-4)
     assert "inputs" not in shipped.get("/models/font/reference").json()
-    assert shipped.get("/models/font/reference?limit=3").json()["n"] == 3
+    limited = shipped.get("/models/font/reference?limit=3&inputs=true").json()
+    assert limited["n"] == len(limited["codes"]) == len(limited["inputs"]) == 3
+    assert_problem(shipped.get("/models/font/reference?limit=0"), 422, "limit")
+
+
+def test_vendored_bundles_are_sent_gzipped(client: TestClient) -> None:
+    path = "/web/vendor/swagger-ui/swagger-ui-bundle.js"
+    r = client.get(path, headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["content-type"].startswith("text/javascript")
+    plain = client.get(path, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == r.content
+    assert b"SwaggerUIBundle" in plain.content
+    assert_problem(client.get("/web/vendor/nope.js"), 404)
 
 
 def test_reference_plane_of_a_higher_dimensional_model_decodes(shipped: TestClient) -> None:

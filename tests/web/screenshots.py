@@ -32,6 +32,7 @@ def stroke(page: Page, points: list[tuple[float, float]]) -> None:
 
 
 def settle(page: Page) -> None:
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(400)
 
@@ -57,8 +58,9 @@ def main() -> None:
         shoot(page, "models")
 
         page.goto(f"{url}/models/fashion-2d/card")
-        page.locator("h3", has_text="Latent map").first.scroll_into_view_if_needed()
-        page.mouse.wheel(0, -60)
+        page.locator("h3", has_text="Latent map").first.evaluate(
+            "h => { h.scrollIntoView({block: 'start'}); window.scrollBy(0, -12); }"
+        )
         settle(page)
         shoot(page, "card-fashion-2d")
 

@@ -185,7 +185,7 @@ export class ImagePage {
   async sample() {
     const m = this.model;
     if (!this.reference || this.reference.model !== m.name) {
-      this.reference = await get(`${m.reference.replace(/^\//, "")}?inputs=true`);
+      this.reference = await get(`${m.reference.replace(/^\//, "")}?inputs=true&limit=200`);
     }
     const ref = this.reference;
     const i = Math.floor(Math.random() * ref.n);

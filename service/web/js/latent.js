@@ -17,7 +17,9 @@ export class LatentPage {
     this.ref = null;
     this.pointer = null; // [u, v] under the pointer
     this.sent = null; // the last pointer position sent for decoding
-    this.inflight = false;
+    this.inflight = 0; // decode requests on their way
+    this.seq = 0; // numbers the requests; `drawn`: the newest one drawn
+    this.drawn = 0;
     this.pins = [];
     this.samples = [];
     this.updates = 0;
@@ -330,27 +332,30 @@ export class LatentPage {
     $("sample").addEventListener("click", () => this.sample().catch((err) => this.app.fail(err)));
   }
 
-  // Decode the pointer's code; one request in flight, the newest position sent next.
-  async follow() {
-    if (this.inflight) return;
-    this.inflight = true;
-    try {
-      while (this.pointer && this.pointer !== this.sent) {
-        const m = this.model;
-        const p = this.pointer;
-        this.sent = p;
-        const z = this.code(p);
-        const out = await post("decode", { model: m.name, latents: [z] });
-        if (m !== this.model) break;
-        drawImage($("decoded"), out.outputs[0], m.input.shape, m.input.range || [0, 1]);
-        $("pointer-z").textContent = `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`;
-        this.updates += 1;
-        $("decoded").dataset.updates = this.updates;
-      }
-    } catch (err) {
-      this.app.fail(err);
-    } finally {
-      this.inflight = false;
+  // Decode the pointer's code. Up to two requests in flight (on loopback the round trip, not
+  // the model, bounds the rate); an answer older than the one drawn is dropped.
+  follow() {
+    while (this.inflight < 2 && this.pointer && this.pointer !== this.sent) {
+      const m = this.model;
+      const p = this.pointer;
+      const z = this.code(p);
+      const seq = ++this.seq;
+      this.sent = p;
+      this.inflight += 1;
+      post("decode", { model: m.name, latents: [z] })
+        .then((out) => {
+          if (m !== this.model || seq < this.drawn) return;
+          this.drawn = seq;
+          drawImage($("decoded"), out.outputs[0], m.input.shape, m.input.range || [0, 1]);
+          $("pointer-z").textContent = `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`;
+          this.updates += 1;
+          $("decoded").dataset.updates = this.updates;
+        })
+        .catch((err) => this.app.fail(err))
+        .finally(() => {
+          this.inflight -= 1;
+          this.follow();
+        });
     }
   }
 
