@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench clean
+.PHONY: serve test lint models data sysdeps bench clean web-vendor reference screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ bench: sysdeps $(VENV)/.all
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
 	$(BIN)/python -m training build-zoo --out models
+
+## web-vendor: re-vendor Swagger UI and ReDoc (pinned, from the npm registry) into service/web/vendor/
+web-vendor:
+	bash scripts/vendor-web.sh
+
+## screenshots: the web app's screenshots in docs/web/ (the README shows them), from the shipped zoo
+screenshots: sysdeps $(VENV)/.all
+	$(BIN)/python -m tests.web.screenshots
+
+## reference: write reference.npz (the latent map's codes) into the shipped models, no retraining
+reference: $(VENV)/.all data
+	$(BIN)/python -m training reference --models models
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

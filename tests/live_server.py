@@ -8,6 +8,7 @@ instead (``tests/deploy/conftest.py``).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -26,6 +27,18 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def free_port_in(low: int, high: int) -> int:
+    """A free loopback port in [low, high] (for tests told to keep to a range)."""
+    for port in random.sample(range(low, high + 1), high - low + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def wait_ready(
@@ -49,14 +62,17 @@ def live_server(
     model_dir: Path,
     command: list[str] | None = None,
     output: list[str] | None = None,
+    *,
+    port: int | None = None,
     **env: str,
 ) -> Iterator[str]:
-    """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings); yields the base URL once
-    ``/readyz`` answers 200. On exit the server must stop cleanly, without a traceback.
+    """Serve ``model_dir`` (``env``: more ``AESERVE_*`` settings) on ``port`` (default: a free
+    one); yields the base URL once ``/readyz`` answers 200. On exit the server must stop
+    cleanly, without a traceback.
 
     ``command``: the server to run instead of ``python -m service`` (``--host`` and ``--port``
     are appended); ``output``: gets what the server printed, once it has stopped."""
-    port = free_port()
+    port = port if port is not None else free_port()
     environ = {
         **os.environ,
         "AESERVE_MODEL_DIR": str(model_dir),

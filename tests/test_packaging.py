@@ -2,6 +2,10 @@
 
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_service_does_not_import_torch() -> None:
@@ -14,3 +18,29 @@ def test_service_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'service imported torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_wheel_ships_the_web_app(tmp_path: Path) -> None:
+    """`pip install .` gets the web app and the vendored docs assets (package data)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("aeserve-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    web = REPO / "service" / "web"
+    expected = {
+        f"service/web/{p.relative_to(web).as_posix()}" for p in web.rglob("*") if p.is_file()
+    }
+    assert expected and expected <= names, sorted(expected - names)

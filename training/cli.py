@@ -19,6 +19,7 @@ from pathlib import Path
 from training import recipe as recipes
 from training.datasets.tabular import DatasetUnavailable
 from training.pipeline import BuildResult, build
+from training.reference import write_for_model
 
 log = logging.getLogger("training")
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_zoo.add_argument("--out", type=Path, default=REPO / "models", help="the model repository")
     p_zoo.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these models")
 
+    p_ref = sub.add_parser(
+        "reference",
+        help="write reference.npz (the latent map's codes) into built models, with their encoder",
+    )
+    p_ref.add_argument("--models", type=Path, default=REPO / "models", help="model repository")
+    p_ref.add_argument("--only", nargs="+", metavar="NAME", help="only these models")
+
     sub.add_parser("list", help="list the zoo's recipes")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -124,6 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "list":
         for r in zoo_order(recipes.zoo()):
             print(f"{r.name:16s} {r.dataset:10s} {r.architecture:10s} {r.description}")
+        return 0
+    if args.cmd == "reference":
+        dirs = sorted(p.parent for p in args.models.glob("*/model.json"))
+        if args.only:
+            dirs = [d for d in dirs if d.name in args.only]
+        for d in dirs:
+            try:
+                write_for_model(d)
+            except DatasetUnavailable as exc:
+                log.warning("skipping %s: %s", d.name, exc)
         return 0
     if args.cmd == "train":
         if args.dry_run:

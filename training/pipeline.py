@@ -37,6 +37,7 @@ from training.models import describe, make_config
 from training.noise import bitflip
 from training.onnx_model import OnnxAutoencoder, verify_files
 from training.recipe import Recipe
+from training.reference import write_reference
 from training.train import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,7 @@ def build(
         figures = _plots(work, onnx, data, ev, res, recipe)
         figures.update(study.draw(work))
         write_card(work, manifest, data, ev, figures, study.sections)
+        write_reference(work, onnx, data)  # the web app's latent map (reference.npz)
         del onnx
         _swap_in(work, out_dir)
     finally:

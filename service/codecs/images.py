@@ -24,6 +24,11 @@ def images_from_base64(runtime: ModelRuntime, images: list[str], resize: bool) -
     blobs = []
     runtime.check_batch(len(images), "images")
     for i, text in enumerate(images):
+        # A browser's data URL (canvas.toDataURL(), FileReader) carries its base64 after a comma.
+        if text.startswith("data:"):
+            head, _, text = text.partition(",")
+            if not head.endswith(";base64"):
+                raise InvalidInput(f"images[{i}] is a data URL without ';base64'")
         try:
             blobs.append((f"images[{i}]", base64.b64decode(text, validate=True)))
         except (binascii.Error, ValueError):

@@ -261,7 +261,12 @@ class ModelSummary(BaseModel):
     score: dict[str, Any] = Field(description="kind, threshold and threshold_rule")
     metrics: dict[str, Any]
     training: TrainingSummary
-    card: str | None = Field(description="URL of the model card (markdown), if any")
+    card: str | None = Field(
+        description="URL of the model card (markdown; HTML for browsers), if any"
+    )
+    reference: str | None = Field(
+        None, description="URL of the model's reference set (codes for the latent map), if any"
+    )
     plots: list[str] = Field(description="URLs of the card's plots")
 
 

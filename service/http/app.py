@@ -28,6 +28,7 @@ from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models, repository
+from service.http.webui import install_webui
 from service.metrics import Metrics
 from service.runtime import memory
 from service.runtime.repository import ModelRepository
@@ -146,6 +147,9 @@ def create_app(
         version=service.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are served by service/http/webui.py from vendored files (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.plane = plane
@@ -173,6 +177,7 @@ def create_app(
     app.router.routes.extend(inference.routes())
     for module in (health, models, repository):
         app.include_router(module.router)
+    install_webui(app)
     openapi.document(app)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app

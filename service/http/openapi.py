@@ -52,24 +52,36 @@ def responses(model: type[BaseModel], *codes: int) -> dict[int | str, dict[str, 
 
 
 _QUERY_OPTIONS = {
-    "model": ("string", "multipart uploads: the model name"),
-    "version": ("string", "multipart uploads: pin one loaded version of the model"),
+    "model": ("string", "multipart and .npy bodies: the model name"),
+    "version": ("string", "multipart and .npy bodies: pin one loaded version of the model"),
     "resize": ("boolean", "multipart uploads: resize images to the model's size"),
-    "output_format": ("string", "multipart uploads: 'array' or 'png'"),
-    "binarize": ("boolean", "multipart uploads: threshold binary outputs to 0/1"),
-    "return_logvar": ("boolean", "multipart uploads to /encode: also return the log-variance"),
-    "threshold": ("number", "multipart uploads to /anomaly-score: threshold override"),
+    "output_format": ("string", "multipart and .npy bodies: 'array' or 'png'"),
+    "binarize": ("boolean", "multipart and .npy bodies: threshold binary outputs to 0/1"),
+    "return_logvar": ("boolean", "multipart and .npy bodies to /encode: also return logvar"),
+    "threshold": ("number", "multipart and .npy bodies to /anomaly-score: threshold override"),
 }
 
 
 def request_body(
     model: type[BaseModel], example: dict[str, Any], *, multipart: bool = False
 ) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body the route reads itself (JSON, optionally multipart)."""
+    """``openapi_extra`` documenting a body the route reads itself: JSON, multipart (if
+    ``multipart``), and one .npy array for schemas with ``inputs`` or ``latents`` (as
+    ``service/http/requests.py`` reads them)."""
     content: dict[str, Any] = {
         "application/json": {"schema": model.model_json_schema(), "example": example}
     }
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
+    fields = model.model_fields
+    npy = next((f for f in ("inputs", "latents") if f in fields), None)
+    if npy is not None:
+        content["application/x-npy"] = {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": f"'{npy}' as one NumPy .npy array (options in the query)",
+            }
+        }
     if multipart:
         content["multipart/form-data"] = {
             "schema": {
@@ -84,7 +96,7 @@ def request_body(
                 "required": ["files"],
             }
         }
-        fields = model.model_fields
+    if multipart or npy is not None:
         extra["parameters"] = [
             {
                 "name": name,

@@ -1,4 +1,4 @@
-"""service/runtime/columns.py: raw tabular records -> feature rows, and the manifest's tabular section."""
+"""service/runtime/columns.py: raw tabular records -> feature rows; the manifest's tabular part."""
 
 from __future__ import annotations
 

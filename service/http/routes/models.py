@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
-from starlette.responses import FileResponse, Response
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 from service.dataplane.plane import DataPlane
 from service.dataplane.schemas import ModelDetail, ModelList
+from service.http import webui
 from service.http.deps import PlaneDep, RepositoryDep
 from service.http.openapi import responses
 from service.http.responses import json_response
@@ -61,6 +62,9 @@ def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
             "command": m.training.command,
         },
         "card": f"/models/{m.name}/card" if card.is_file() else None,
+        "reference": (
+            f"/models/{m.name}/reference" if webui.has_reference(runtime.model_dir) else None
+        ),
         "plots": [f"/models/{m.name}/files/{p}" for p in plots],
     }
 
@@ -89,14 +93,25 @@ async def get_model(name: str, repository: RepositoryDep, plane: PlaneDep) -> Re
 @router.get(
     "/models/{name}/card",
     response_class=Response,
-    responses={200: {"content": {"text/markdown": {}}, "description": "the model card"}},
+    responses={
+        200: {
+            "content": {"text/markdown": {}, "text/html": {}},
+            "description": "the model card",
+        }
+    },
 )
-async def get_card(name: str, repository: RepositoryDep) -> Response:
-    """The model card (markdown)."""
+async def get_card(
+    name: str, request: Request, repository: RepositoryDep, format: str | None = None
+) -> Response:
+    """The model card: markdown, or HTML for browsers (Accept: text/html, or ?format=html)."""
     path = repository.get(name).model_dir / CARD_FILE
     if not path.is_file():
         raise ModelNotFound(f"model '{name}' has no {CARD_FILE}")
-    return Response(path.read_bytes(), media_type="text/markdown; charset=utf-8")
+    vary = {"Vary": "Accept"}
+    if webui.wants_html(request):
+        page = webui.card_html(name, path.read_text(encoding="utf-8"))
+        return HTMLResponse(page, headers=vary)
+    return Response(path.read_bytes(), media_type="text/markdown; charset=utf-8", headers=vary)
 
 
 @router.get(

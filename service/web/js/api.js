@@ -1,0 +1,57 @@
+// Talking to the service: JSON in and out, the API key as a Bearer token, problem+json errors
+// turned into Error messages a person can act on. Same origin only.
+const KEY = "aeserve.apiKey";
+
+export function apiKey() {
+  return window.localStorage.getItem(KEY) || "";
+}
+
+export function setApiKey(value) {
+  if (value) window.localStorage.setItem(KEY, value);
+  else window.localStorage.removeItem(KEY);
+}
+
+function headers(extra = {}) {
+  const h = { accept: "application/json", ...extra };
+  const key = apiKey();
+  if (key) h.authorization = `Bearer ${key}`;
+  return h;
+}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(status === 401 || status === 403 ? `${detail} (check the API key field)` : detail);
+    this.status = status;
+  }
+}
+
+async function check(r) {
+  if (r.ok) return r;
+  let detail = `${r.status} ${r.statusText}`;
+  try {
+    const body = await r.json();
+    if (body.detail) detail = `${r.status}: ${body.detail}`;
+  } catch {
+    /* not JSON: keep the status line */
+  }
+  throw new ApiError(r.status, detail);
+}
+
+export async function get(path) {
+  const r = await check(await fetch(path, { headers: headers() }));
+  return r.json();
+}
+
+export async function getText(path, accept) {
+  const r = await check(await fetch(path, { headers: headers({ accept }) }));
+  return r.text();
+}
+
+export async function post(path, body) {
+  const r = await fetch(path, {
+    method: "POST",
+    headers: headers({ "content-type": "application/json" }),
+    body: JSON.stringify(body),
+  });
+  return (await check(r)).json();
+}
