@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         # included: service/http/policy.py), not uvicorn's.
         access_log=False,
         http="service.http.express:ExpressProtocol",
+        # Idle keep-alive and the graceful-shutdown bound (service/http/limits.py).
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
     )
     return 0
 

@@ -58,6 +58,7 @@ class Job:
     wide: F64 | None = None
     finite: bool = False  # values already checked finite (tabular, naming the feature)
     seed: int | None = None  # /sample: the seed used
+    queued_at: float = 0.0  # time.perf_counter() when the scheduler queued it
 
 
 Check = Callable[[ModelRuntime, Any, "Context"], None]
@@ -415,16 +416,20 @@ def prepare(
     if op.takes == "latents":
         z = runtime.check_latents(array_from_json(options.latents, "latents"))
         return Job(op, runtime, options, z, len(z))
-    return _samples_job(op, runtime, options, uploads)
+    return _samples_job(op, runtime, options, uploads, ctx.max_pixels)
 
 
 def _samples_job(
-    op: Operation, runtime: ModelRuntime, options: Any, uploads: list[tuple[str, bytes]] | None
+    op: Operation,
+    runtime: ModelRuntime,
+    options: Any,
+    uploads: list[tuple[str, bytes]] | None,
+    max_pixels: int,
 ) -> Job:
     ids: list[tabular.Id] | None = None
     finite = False
     if uploads is not None:
-        x = images_to_array(runtime, uploads, options.resize)
+        x = images_to_array(runtime, uploads, options.resize, max_pixels)
     else:
         given = [k for k in ("inputs", "images", "records") if options.__dict__[k] is not None]
         if len(given) != 1:
@@ -434,7 +439,7 @@ def _samples_job(
             )
         tabular_answer = op is ANOMALY_SCORE and runtime.kind == "tabular"
         if given[0] == "images":
-            x = images_from_base64(runtime, options.images, options.resize)
+            x = images_from_base64(runtime, options.images, options.resize, max_pixels)
         elif given[0] == "records":
             records = options.records
             if tabular_answer:

@@ -22,6 +22,7 @@ from service.dataplane.plane import DataPlane, forward_times
 from service.dataplane.scheduler import BatchOptions
 from service.http import openapi
 from service.http.express import ExpressLane
+from service.http.limits import ConnectionLimits
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
@@ -59,7 +60,12 @@ def create_app(
         memory.keep_large_blocks()
     metrics = Metrics()
     batching = batch_options(settings) if settings.batching else None
-    plane = DataPlane(metrics=metrics, batching=batching, max_samples=settings.max_samples)
+    plane = DataPlane(
+        metrics=metrics,
+        batching=batching,
+        max_samples=settings.max_samples,
+        max_pixels=settings.max_decoded_pixels,
+    )
     policy = Policy(
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
@@ -131,6 +137,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.policy = policy
     app.state.express = lane
+    app.state.limits = ConnectionLimits.from_settings(settings)
     install_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -161,6 +168,7 @@ def batch_options(settings: Settings) -> BatchOptions:
         max_size=settings.batch_max_size,
         max_wait_s=settings.batch_max_wait_us / 1e6,
         queue_limit=settings.batch_queue_limit,
+        max_queue_wait_s=settings.max_queue_wait_ms / 1000,
         inline_max_s=settings.batch_inline_max_us / 1e6,
     )
 

@@ -42,9 +42,12 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         plane: DataPlane = request.app.state.plane
         parsed = await read_request(request, op, plane.repository)
         runtime, options = parsed.runtime, parsed.options
-        # Image decoding and large JSON arrays are converted in the thread pool.
-        if parsed.uploads is not None or (
-            parsed.size > LARGE_BODY and isinstance(options.__dict__.get("inputs"), list)
+        # Image decoding (uploads or base64 images, whatever the body's size: a few KB of PNG
+        # can declare millions of pixels) and large bodies are converted in the thread pool.
+        if (
+            parsed.uploads is not None
+            or parsed.size > LARGE_BODY
+            or options.__dict__.get("images") is not None
         ):
             job = await run_in_threadpool(
                 plane.prepare, op, runtime, options, uploads=parsed.uploads
