@@ -130,7 +130,7 @@ class AnomalyScoreRequest(_Inputs):
 class SampleRequest(_Request, _Outputs):
     n: int = Field(1, ge=1, description="how many samples (at most AESERVE_MAX_SAMPLES)")
     seed: int | None = Field(
-        None, ge=0, lt=2**63, description="same seed, same samples; omitted: a random seed"
+        None, ge=0, le=2**63 - 1, description="same seed, same samples; omitted: a random seed"
     )
     scale: float = Field(
         1.0, gt=0, le=10, allow_inf_nan=False, description="scales the prior's spread"

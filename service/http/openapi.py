@@ -83,18 +83,19 @@ def request_body(
                 "required": ["files"],
             }
         }
+        # The options of an upload go in the query string. OpenAPI cannot tie parameters to
+        # one content type, and a JSON body refuses a query (its options are in the body), so
+        # they are described here rather than listed as parameters of every request.
         fields = model.model_fields
-        extra["parameters"] = [
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "schema": {"type": kind},
-                "description": text,
-            }
+        options = "; ".join(
+            f"`{name}` ({kind}): {text.split(': ', 1)[1]}"
             for name, (kind, text) in _QUERY_OPTIONS.items()
             if name in fields
-        ]
+        )
+        content["multipart/form-data"]["description"] = (
+            f"Images as files; options in the query string: {options}. A JSON body takes no "
+            "query parameters."
+        )
     return extra
 
 
@@ -135,6 +136,13 @@ def document(app: FastAPI) -> None:
                 description=app.description,
                 routes=[*documented, *app.routes],
             )
+            # FastAPI's OpenAPI model holds bounds as floats (2**63 - 1 became 2**63): the
+            # request bodies go in as pydantic wrote them.
+            for op in OPERATIONS:
+                post = app.openapi_schema["paths"][f"/{op.name}"]["post"]
+                post["requestBody"] = request_body(op.options, op.example, multipart=op.uploads)[
+                    "requestBody"
+                ]
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]

@@ -8,13 +8,14 @@ shapes that disagree with the manifest) is refused with one log line and listed 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady
-from service.runtime.manifest import MANIFEST_FILE, Manifest, sha256_file
+from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady, clip
+from service.runtime.manifest import MANIFEST_FILE, Manifest, content_version, sha256_file
 from service.runtime.model import ModelRuntime
 from service.runtime.sessions import OnnxOptions, open_session
 
@@ -47,8 +48,9 @@ class ModelRepository:
                 continue
             try:
                 runtime = load_model(path, options, max_batch)
+                check_version(runtime.manifest)
             except ModelLoadError as exc:
-                repo.failed[path.name] = str(exc)
+                repo.failed[path.name] = public_reason(str(exc))  # the log keeps the paths
                 logger.error("model %s refused: %s", path.name, exc)
                 continue
             repo.models[runtime.name] = runtime
@@ -81,7 +83,7 @@ class ModelRepository:
             raise ModelNotFound(
                 f"model '{key}' failed to load ({self.failed[key]}); loaded models: {known}"
             )
-        raise ModelNotFound(f"unknown model '{key}'; loaded models: {known}")
+        raise ModelNotFound(f"unknown model '{clip(key)}'; loaded models: {known}")
 
     def denoisers(self) -> list[str]:
         return [name for name, rt in self.models.items() if rt.denoiser]
@@ -127,6 +129,33 @@ def load_model(path: Path, options: OnnxOptions, max_batch: int) -> ModelRuntime
     runtime = ModelRuntime(manifest, sessions[0], sessions[1], model_dir=path, max_batch=max_batch)
     runtime.verify()
     return runtime
+
+
+def check_version(manifest: Manifest) -> None:
+    """Refuse a manifest whose ``version`` does not name its weights.
+
+    The version is the content hash of the two ONNX files (:func:`content_version`, what
+    training writes), or a team's own version with that hash as its build metadata
+    (``2.1.0+8a554d8e1afb``). The files were checked against the manifest's sha256 values at
+    load, so new weights under an old version are refused. This proves the files match the
+    manifest, not who wrote it: a team that needs that signs the model directory (e.g. a
+    detached signature of model.json checked by the deployment before it is mounted).
+    """
+    expected = content_version(manifest.files.encoder.sha256, manifest.files.decoder.sha256)
+    version = manifest.version
+    if version != expected and not version.endswith("+" + expected):
+        raise ModelLoadError(
+            f"version '{clip(version)}' does not match the weights (their content version is "
+            f"'{expected}'; use it, or '<your version>+{expected}')"
+        )
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def public_reason(reason: str) -> str:
+    """A refusal reason as answers show it: absolute paths cut to their last part."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", reason)
 
 
 class LoadState:
