@@ -10,7 +10,9 @@ hooks), parses the body in the protocol callback and submits a job to the model'
 whose reply writes the 200 answer in one write. Metrics and the access log go through the same
 :class:`~service.http.policy.Policy` as every other request.
 
-The lane answers only 200s. Whatever it does not take falls back to the full ASGI path exactly
+The lane answers only 200s, and the 503 of a model that sheds load (its queue full or too
+slow: answered here, as the full path would find the queue drained a loop turn later). Whatever
+it does not take falls back to the full ASGI path exactly
 as uvicorn would have sent it, body included, and the app answers it (problem+json, request id,
 metrics): a body that does not parse, other options, an unknown model, a refusal by the policy
 (the app renders it without admitting the request again), inputs the data plane refuses (then
@@ -26,6 +28,11 @@ uvicorn's internals. The protocol subclasses uvicorn's ``HttpToolsProtocol``; ev
 relies on (methods it overrides, attributes it reads, ``RequestResponseCycle``'s constructor)
 is in this module only, pinned by ``tests/service/test_express_contract.py`` and by the uvicorn
 range in pyproject.toml, so an upgrade fails in CI, not in production.
+
+Connection limits (``service/http/limits.py``): the protocol also times heads and bodies out
+(408), refuses heads over the size limit (431) and connections over the cap (503), for every
+request of ``python -m service`` whichever path answers it; and on SIGTERM it drains (see
+:meth:`ExpressProtocol.shutdown`). A request that completes within one read costs no timer.
 
 Keep-alive: uvicorn arms a timer after every answer and cancels it on the next read. After a
 lane answer one timer stays armed across requests and, when it fires, closes the connection
