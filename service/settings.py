@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     """Longest a request may wait in a model's queue, in milliseconds: a request that would
     wait longer gets 503 with Retry-After instead (on every path)."""
 
+    drift_window: int = Field(2048, ge=10, le=1_000_000)
+    """Scored samples per model in the sliding window whose calibration deciles give the
+    ``aeserve_score_drift_psi`` and ``aeserve_score_drift_ks`` gauges (service/drift.py)."""
+
     shutdown_grace_s: float = Field(20.0, gt=0, le=3600)
     """On SIGTERM the server stops accepting, finishes the requests in progress (answering them
     with ``Connection: close``) and exits within this many seconds."""

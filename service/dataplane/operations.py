@@ -270,7 +270,9 @@ def _anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Field
     _, xm = samples_in_model_space(runtime, jobs)
     rec = runtime.reconstruction(xm, runtime.infer("forward", xm)[0])
     results = _per_threshold(runtime, rec, jobs)
-    ctx.metrics.observe_anomalies(runtime.name, _flags(results, jobs))
+    ctx.metrics.observe_anomalies(
+        runtime.name, _flags(results, jobs), _joined(results, "percentiles")
+    )
     return [res.fields(rows) for res, rows in results]
 
 
@@ -294,9 +296,14 @@ def _per_threshold(
 
 
 def _flags(results: list[tuple[AnomalyResult, slice]], jobs: list[Job]) -> Any:
+    return _joined(results, "is_anomaly")
+
+
+def _joined(results: list[tuple[AnomalyResult, slice]], name: str) -> Any:
+    """One field of the batch's anomaly results, every job's rows in order."""
     if len(results) == 1 or all(res is results[0][0] for res, _ in results):
-        return results[0][0].is_anomaly
-    return np.concatenate([res.is_anomaly[rows] for res, rows in results])
+        return getattr(results[0][0], name)
+    return np.concatenate([getattr(res, name)[rows] for res, rows in results])
 
 
 def _tabular_anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Fields]:
@@ -313,14 +320,14 @@ def _tabular_anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> li
                 ids.extend(job.ids if job.ids is not None else [None] * job.n)
         rows = tabular.results(runtime, explained, ids, tabular.top_count(runtime, None))
         res = explained.result
-        ctx.metrics.observe_anomalies(runtime.name, res.is_anomaly)
+        ctx.metrics.observe_anomalies(runtime.name, res.is_anomaly, res.percentiles)
         return [{**res.fields(slice(a, b)), "results": rows[a:b]} for a, b in bounds(jobs)]
     out = []
     for job, (a, b) in zip(jobs, bounds(jobs), strict=True):
         options = job.options
         part = runtime.explained(x[a:b], xm[a:b], x_hat[a:b], options.threshold)
         top = tabular.top_count(runtime, options.top_features)
-        ctx.metrics.observe_anomalies(runtime.name, part.result.is_anomaly)
+        ctx.metrics.observe_anomalies(runtime.name, part.result.is_anomaly, part.result.percentiles)
         out.append(
             {**part.result.fields(), "results": tabular.results(runtime, part, job.ids, top)}
         )

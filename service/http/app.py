@@ -58,7 +58,7 @@ def create_app(
     settings = settings if settings is not None else load_settings()
     if settings.keep_large_blocks:
         memory.keep_large_blocks()
-    metrics = Metrics()
+    metrics = Metrics(drift_window=settings.drift_window)
     batching = batch_options(settings) if settings.batching else None
     plane = DataPlane(
         metrics=metrics,
