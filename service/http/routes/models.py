@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, Response
 from service.dataplane.plane import DataPlane
 from service.dataplane.schemas import ModelDetail, ModelList
 from service.http.deps import PlaneDep, RepositoryDep
-from service.http.openapi import responses
+from service.http.openapi import PROBLEM_RESPONSES, responses
 from service.http.responses import json_response
 from service.runtime.errors import ModelNotFound, clip
 from service.runtime.manifest import CARD_FILE
@@ -109,7 +109,10 @@ async def get_model(name: str, repository: RepositoryDep, plane: PlaneDep) -> Re
 @router.get(
     "/models/{name}/card",
     response_class=Response,
-    responses={200: {"content": {"text/markdown": {}}, "description": "the model card"}},
+    responses={
+        200: {"content": {"text/markdown": {}}, "description": "the model card"},
+        404: PROBLEM_RESPONSES[404],
+    },
 )
 async def get_card(name: str, repository: RepositoryDep) -> Response:
     """The model card (markdown)."""
@@ -122,7 +125,10 @@ async def get_card(name: str, repository: RepositoryDep) -> Response:
 @router.get(
     "/models/{name}/files/{filename}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}, "description": "a plot of the card"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "a plot of the card"},
+        404: PROBLEM_RESPONSES[404],
+    },
 )
 async def get_plot(name: str, filename: str, repository: RepositoryDep) -> Response:
     """A plot referenced by the model card (PNG files of the model directory)."""
