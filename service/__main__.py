@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
+        log_config=log_config(settings.log_level, settings.log_format),
         # The access log is the service's own (AESERVE_ACCESS_LOG, every path, express lane
         # included: service/http/policy.py), not uvicorn's.
         access_log=False,
@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging config plus the ``service`` loggers on the same handler."""
+def log_config(level: str, fmt: str = "text") -> dict[str, Any]:
+    """uvicorn's logging config plus the ``service`` loggers on the same handler (``json``:
+    every line a JSON object, service/logs.py)."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    if fmt == "json":
+        for name in ("default", "access"):
+            config["formatters"][name] = {"()": "service.logs.JsonFormatter"}
     config["loggers"]["service"] = {
         "handlers": ["default"],
         "level": "DEBUG" if level == "trace" else level.upper(),

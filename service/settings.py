@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     """Longest a request may wait in a model's queue, in milliseconds: a request that would
     wait longer gets 503 with Retry-After instead (on every path)."""
 
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (``python -m service``), the access log's with
+    request id, method, path, status, latency, model and version as fields (service/logs.py)."""
+
     drift_window: int = Field(2048, ge=10, le=1_000_000)
     """Scored samples per model in the sliding window whose calibration deciles give the
     ``aeserve_score_drift_psi`` and ``aeserve_score_drift_ks`` gauges (service/drift.py)."""

@@ -98,6 +98,7 @@ def create_app(
             plane.load.error = f"{type(exc).__name__}: {exc}"
             return
         metrics.set_models(repository)
+        policy.versions = {name: rt.version for name, rt in repository.models.items()}
         inline: frozenset[str] = frozenset()
         if batching is not None and batching.inline_max_s > 0:
             # Timing each model's forward pass blocks: in a thread, not on the loop.
