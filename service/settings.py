@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     """``json``: one JSON object per log line (``python -m service``), the access log's with
     request id, method, path, status, latency, model and version as fields (service/logs.py)."""
 
+    tracing: bool = False
+    """OpenTelemetry spans (parse, queue wait, inference, encode) with the request id, exported
+    over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``); needs ``pip install '.[tracing]'``. The
+    express lane is off while tracing is on."""
+
     drift_window: int = Field(2048, ge=10, le=1_000_000)
     """Scored samples per model in the sliding window whose calibration deciles give the
     ``aeserve_score_drift_psi`` and ``aeserve_score_drift_ks`` gauges (service/drift.py)."""

@@ -59,6 +59,9 @@ class Job:
     finite: bool = False  # values already checked finite (tabular, naming the feature)
     seed: int | None = None  # /sample: the seed used
     queued_at: float = 0.0  # time.perf_counter() when the scheduler queued it
+    started_at: float = 0.0  # ... when its batch's work began (tracing)
+    finished_at: float = 0.0  # ... and ended
+    batch_size: int = 0  # jobs in its batch
 
 
 Check = Callable[[ModelRuntime, Any, "Context"], None]

@@ -272,7 +272,9 @@ class Scheduler:
         self.queued -= job.n
         if job.cancelled():
             return
+        job.started_at, job.batch_size = time.perf_counter(), 1
         result = await self._loop.run_in_executor(None, self._run_one, job)
+        job.finished_at = time.perf_counter()
         if not job.cancelled():
             job.reply(result)
 
@@ -331,12 +333,18 @@ class Scheduler:
         """One batch: the operation's work once; if it fails, each job alone, so that only
         the failing one gets the error."""
         self.batches += 1
+        start = time.perf_counter()
         if len(batch) == 1:
-            return [self._run_one(batch[0])]
-        try:
-            return list(self.work(batch))
-        except Exception:
-            return [self._run_one(job) for job in batch]
+            results = [self._run_one(batch[0])]
+        else:
+            try:
+                results = list(self.work(batch))
+            except Exception:
+                results = [self._run_one(job) for job in batch]
+        end = time.perf_counter()
+        for job in batch:  # stamps for tracing (service/http/tracing.py)
+            job.started_at, job.finished_at, job.batch_size = start, end, len(batch)
+        return results
 
     def _run_one(self, job: Job) -> Result:
         try:

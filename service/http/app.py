@@ -27,6 +27,7 @@ from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models
+from service.http.tracing import Tracing
 from service.metrics import Metrics
 from service.runtime import memory
 from service.runtime.repository import ModelRepository
@@ -72,11 +73,13 @@ def create_app(
         hooks=hooks,
         access_log=settings.access_log,
     )
+    tracing = Tracing.otlp() if settings.tracing else None
     lane = ExpressLane(
         plane=plane,
         policy=policy,
         cors=bool(settings.cors_origins),
-        enabled=express and settings.fast_path and batching is not None,
+        # Off while tracing: the lane's requests would have no spans.
+        enabled=express and settings.fast_path and batching is not None and tracing is None,
     )
 
     async def load_models() -> None:
@@ -125,6 +128,8 @@ def create_app(
         finally:
             await task  # a thread cannot be cancelled; let it finish before shutdown
             await plane.stop()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="aeserve",
@@ -139,6 +144,7 @@ def create_app(
     app.state.policy = policy
     app.state.express = lane
     app.state.limits = ConnectionLimits.from_settings(settings)
+    app.state.tracing = tracing
     install_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -146,6 +152,7 @@ def create_app(
         arrivals=plane.arrivals,
         inference_paths=[inference.path_of(op) for op in plane.operations.values()],
         handlers=app.exception_handlers,
+        tracing=tracing,
     )
     if settings.cors_origins:
         app.add_middleware(
