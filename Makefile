@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench clean web-vendor reference screenshots
+.PHONY: serve test lint models data sysdeps bench soak clean web-vendor reference screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: sysdeps $(VENV)/.all data lint
 bench: sysdeps $(VENV)/.all
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
+## soak: 10 minutes of mixed load at ~80% of measured capacity -> docs/soak.md (a benchmark)
+soak: sysdeps $(VENV)/.all
+	$(BIN)/python -m bench.soak $(if $(MINUTES),--minutes $(MINUTES))
+
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
 	$(BIN)/python -m training build-zoo --out models
@@ -67,4 +71,4 @@ reference: $(VENV)/.all data
 	$(BIN)/python -m training reference --models models
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .soak

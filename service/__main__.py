@@ -42,18 +42,25 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
+        log_config=log_config(settings.log_level, settings.log_format),
         # The access log is the service's own (AESERVE_ACCESS_LOG, every path, express lane
         # included: service/http/policy.py), not uvicorn's.
         access_log=False,
         http="service.http.express:ExpressProtocol",
+        # Idle keep-alive and the graceful-shutdown bound (service/http/limits.py).
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
     )
     return 0
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging config plus the ``service`` loggers on the same handler."""
+def log_config(level: str, fmt: str = "text") -> dict[str, Any]:
+    """uvicorn's logging config plus the ``service`` loggers on the same handler (``json``:
+    every line a JSON object, service/logs.py)."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    if fmt == "json":
+        for name in ("default", "access"):
+            config["formatters"][name] = {"()": "service.logs.JsonFormatter"}
     config["loggers"]["service"] = {
         "handlers": ["default"],
         "level": "DEBUG" if level == "trace" else level.upper(),

@@ -21,6 +21,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.drift import ScoreDrift, nan_if_none
+
 if TYPE_CHECKING:
     from service.runtime.repository import ModelRepository
 
@@ -39,7 +41,7 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Metrics:
     """Request counters and latency by endpoint, model and status; model load gauges."""
 
-    def __init__(self) -> None:
+    def __init__(self, drift_window: int = 2048) -> None:
         self.registry = CollectorRegistry()
         # Requests and their latency by endpoint, model and status: one collector of ours
         # (prometheus_client's public Collector API), fed once per request or per batch.
@@ -81,6 +83,30 @@ class Metrics:
             registry=self.registry,
         )
         self._anomaly_children: dict[str, tuple[Counter, Counter]] = {}  # by model name
+        # Drift of the live anomaly scores from the calibration (service/drift.py), per model,
+        # computed when scraped.
+        self.drift_window = drift_window
+        self.drift: dict[str, ScoreDrift] = {}
+        self.drift_psi = Gauge(
+            "aeserve_score_drift_psi",
+            "PSI of the last scored samples' calibration deciles against the calibration "
+            "(NaN until the window holds 200 samples), by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.drift_ks = Gauge(
+            "aeserve_score_drift_ks",
+            "Kolmogorov-Smirnov statistic of the last scored samples against the calibration, "
+            "on its deciles (NaN until the window holds 200 samples), by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.drift_samples = Gauge(
+            "aeserve_score_drift_window_samples",
+            "Scored samples in the drift window, by model",
+            ["model"],
+            registry=self.registry,
+        )
 
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -96,8 +122,19 @@ class Metrics:
             child = self._express_children[endpoint] = self.express.labels(endpoint)
         child.inc(n)
 
-    def observe_anomalies(self, model: str, is_anomaly: npt.NDArray[np.bool_]) -> None:
-        """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold."""
+    def observe_anomalies(
+        self,
+        model: str,
+        is_anomaly: npt.NDArray[np.bool_],
+        percentiles: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        """Count one /anomaly-score answer: ``is_anomaly`` [N], score above the threshold;
+        ``percentiles`` [N], the scores' ranks in the calibration, feed the drift window."""
+        if percentiles is not None:
+            drift = self.drift.get(model)
+            if drift is None:
+                drift = self.drift[model] = ScoreDrift(self.drift_window)
+            drift.observe(percentiles)
         children = self._anomaly_children.get(model)
         if children is None:
             children = (self.anomaly_samples.labels(model), self.anomaly_flagged.labels(model))
@@ -117,6 +154,10 @@ class Metrics:
             self.model_info.labels(rt.name, rt.version, rt.manifest.family).set(1)
 
     def render(self) -> bytes:
+        for model, drift in self.drift.items():
+            self.drift_psi.labels(model).set(nan_if_none(drift.psi()))
+            self.drift_ks.labels(model).set(nan_if_none(drift.ks()))
+            self.drift_samples.labels(model).set(drift.filled)
         return generate_latest(self.registry)
 
 

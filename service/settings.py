@@ -124,6 +124,53 @@ class Settings(BaseSettings):
     access_log: bool = False
     """uvicorn's per-request access log (costs throughput; the metrics count requests anyway)."""
 
+    # -- Limits against slow, greedy and hostile clients (issue 18). The connection limits are
+    # applied by the protocol ``python -m service`` runs (service/http/express.py).
+
+    header_timeout_s: float = Field(10.0, gt=0, le=3600)
+    """Longest a client may take to send a request's head (request line and headers), in
+    seconds; then 408 and the connection is closed."""
+
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    """Longest a client may take to send a request's body once its head is in, in seconds;
+    then 408 (or, once the app answers, a closed connection)."""
+
+    keep_alive_s: float = Field(5.0, gt=0, le=3600)
+    """An idle connection (a new one that sends nothing, or between requests) is closed after
+    this many seconds."""
+
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest request head (request line and headers) in bytes; larger ones get 431."""
+
+    max_connections: int = Field(4096, ge=1)
+    """Most open connections per process; beyond it a new connection gets 503 with Retry-After
+    and is closed."""
+
+    max_decoded_pixels: int = Field(4096 * 4096, ge=1)
+    """Most image pixels one request may decode, summed over its images and read from each
+    image's header before it is decompressed; more get 422."""
+
+    max_queue_wait_ms: float = Field(250.0, gt=0)
+    """Longest a request may wait in a model's queue, in milliseconds: a request that would
+    wait longer gets 503 with Retry-After instead (on every path)."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (``python -m service``), the access log's with
+    request id, method, path, status, latency, model and version as fields (service/logs.py)."""
+
+    tracing: bool = False
+    """OpenTelemetry spans (parse, queue wait, inference, encode) with the request id, exported
+    over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``); needs ``pip install '.[tracing]'``. The
+    express lane is off while tracing is on."""
+
+    drift_window: int = Field(2048, ge=10, le=1_000_000)
+    """Scored samples per model in the sliding window whose calibration deciles give the
+    ``aeserve_score_drift_psi`` and ``aeserve_score_drift_ks`` gauges (service/drift.py)."""
+
+    shutdown_grace_s: float = Field(20.0, gt=0, le=3600)
+    """On SIGTERM the server stops accepting, finishes the requests in progress (answering them
+    with ``Connection: close``) and exits within this many seconds."""
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed by CORS, comma-separated or a JSON list (``*`` for any); empty: CORS off."""
 

@@ -16,10 +16,15 @@ from service.runtime.sessions import F32
 
 # Decoded images larger than this are refused before their pixels are decoded.
 MAX_IMAGE_PIXELS = 4096 * 4096
+# Pixels one request may decode, summed over its images (AESERVE_MAX_DECODED_PIXELS): a PNG of
+# a few KB can declare 16M pixels, and decoding and resizing costs ~0.1 s of CPU per 16M.
+MAX_REQUEST_PIXELS = 4096 * 4096
 IMAGE_FORMATS = ("PNG", "JPEG")
 
 
-def images_from_base64(runtime: ModelRuntime, images: list[str], resize: bool) -> F32:
+def images_from_base64(
+    runtime: ModelRuntime, images: list[str], resize: bool, max_pixels: int = MAX_REQUEST_PIXELS
+) -> F32:
     """Base64 PNG/JPEG strings -> wire values [N, H, W] in the model's input range."""
     blobs = []
     runtime.check_batch(len(images), "images")
@@ -33,11 +38,19 @@ def images_from_base64(runtime: ModelRuntime, images: list[str], resize: bool) -
             blobs.append((f"images[{i}]", base64.b64decode(text, validate=True)))
         except (binascii.Error, ValueError):
             raise InvalidInput(f"images[{i}] is not valid base64") from None
-    return images_to_array(runtime, blobs, resize)
+    return images_to_array(runtime, blobs, resize, max_pixels)
 
 
-def images_to_array(runtime: ModelRuntime, blobs: list[tuple[str, bytes]], resize: bool) -> F32:
-    """Encoded images (name, bytes) -> wire values [N, H, W] in the model's input range."""
+def images_to_array(
+    runtime: ModelRuntime,
+    blobs: list[tuple[str, bytes]],
+    resize: bool,
+    max_pixels: int = MAX_REQUEST_PIXELS,
+) -> F32:
+    """Encoded images (name, bytes) -> wire values [N, H, W] in the model's input range.
+
+    Every image's size is read from its header first; a request whose images add up to more
+    than ``max_pixels`` is refused before any is decompressed."""
     if runtime.kind != "image" or len(runtime.shape) != 2:
         raise UnsupportedOperation(
             f"model '{runtime.name}' takes {runtime.kind} inputs of shape "
@@ -45,19 +58,35 @@ def images_to_array(runtime: ModelRuntime, blobs: list[tuple[str, bytes]], resiz
         )
     runtime.check_batch(len(blobs), "images")
     height, width = runtime.shape
+    opened = [open_image(name, data) for name, data in blobs]
+    total = sum(img.size[0] * img.size[1] for _, img in opened)
+    if total > max_pixels:
+        raise InvalidInput(
+            f"the images add up to {total} pixels; at most {max_pixels} per request are decoded "
+            "(AESERVE_MAX_DECODED_PIXELS); send smaller images or fewer per request"
+        )
     pixels = np.empty((len(blobs), height, width), dtype=np.uint8)
-    for i, (name, data) in enumerate(blobs):
-        pixels[i] = decode_image(name, data, (height, width), resize, runtime.name)
+    for i, (name, img) in enumerate(opened):
+        pixels[i] = decode_image(name, img, (height, width), resize, runtime.name)
     return runtime.from_pixels(pixels)
 
 
+def open_image(name: str, data: bytes) -> tuple[str, Image.Image]:
+    """Read an image's header (format and size) without decoding its pixels."""
+    try:
+        return name, Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(f"{name} is not a readable PNG or JPEG image") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt header
+        raise InvalidInput(f"{name} is not a readable PNG or JPEG image: {exc}") from None
+
+
 def decode_image(
-    name: str, data: bytes, shape: tuple[int, int], resize: bool, model: str
+    name: str, img: Image.Image, shape: tuple[int, int], resize: bool, model: str
 ) -> npt.NDArray[np.uint8]:
-    """One PNG/JPEG -> uint8 grayscale [H, W] (resized when asked)."""
+    """One opened PNG/JPEG -> uint8 grayscale [H, W] (resized when asked)."""
     height, width = shape
     try:
-        img = Image.open(io.BytesIO(data))
         if img.format not in IMAGE_FORMATS:
             raise InvalidInput(f"{name} is a {img.format} image; send PNG or JPEG")
         w, h = img.size

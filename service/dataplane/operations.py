@@ -58,6 +58,10 @@ class Job:
     wide: F64 | None = None
     finite: bool = False  # values already checked finite (tabular, naming the feature)
     seed: int | None = None  # /sample: the seed used
+    queued_at: float = 0.0  # time.perf_counter() when the scheduler queued it
+    started_at: float = 0.0  # ... when its batch's work began (tracing)
+    finished_at: float = 0.0  # ... and ended
+    batch_size: int = 0  # jobs in its batch
 
 
 Check = Callable[[ModelRuntime, Any, "Context"], None]
@@ -269,7 +273,9 @@ def _anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Field
     _, xm = samples_in_model_space(runtime, jobs)
     rec = runtime.reconstruction(xm, runtime.infer("forward", xm)[0])
     results = _per_threshold(runtime, rec, jobs)
-    ctx.metrics.observe_anomalies(runtime.name, _flags(results, jobs))
+    ctx.metrics.observe_anomalies(
+        runtime.name, _flags(results, jobs), _joined(results, "percentiles")
+    )
     return [res.fields(rows) for res, rows in results]
 
 
@@ -293,9 +299,14 @@ def _per_threshold(
 
 
 def _flags(results: list[tuple[AnomalyResult, slice]], jobs: list[Job]) -> Any:
+    return _joined(results, "is_anomaly")
+
+
+def _joined(results: list[tuple[AnomalyResult, slice]], name: str) -> Any:
+    """One field of the batch's anomaly results, every job's rows in order."""
     if len(results) == 1 or all(res is results[0][0] for res, _ in results):
-        return results[0][0].is_anomaly
-    return np.concatenate([res.is_anomaly[rows] for res, rows in results])
+        return getattr(results[0][0], name)
+    return np.concatenate([getattr(res, name)[rows] for res, rows in results])
 
 
 def _tabular_anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Fields]:
@@ -312,14 +323,14 @@ def _tabular_anomaly(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> li
                 ids.extend(job.ids if job.ids is not None else [None] * job.n)
         rows = tabular.results(runtime, explained, ids, tabular.top_count(runtime, None))
         res = explained.result
-        ctx.metrics.observe_anomalies(runtime.name, res.is_anomaly)
+        ctx.metrics.observe_anomalies(runtime.name, res.is_anomaly, res.percentiles)
         return [{**res.fields(slice(a, b)), "results": rows[a:b]} for a, b in bounds(jobs)]
     out = []
     for job, (a, b) in zip(jobs, bounds(jobs), strict=True):
         options = job.options
         part = runtime.explained(x[a:b], xm[a:b], x_hat[a:b], options.threshold)
         top = tabular.top_count(runtime, options.top_features)
-        ctx.metrics.observe_anomalies(runtime.name, part.result.is_anomaly)
+        ctx.metrics.observe_anomalies(runtime.name, part.result.is_anomaly, part.result.percentiles)
         out.append(
             {**part.result.fields(), "results": tabular.results(runtime, part, job.ids, top)}
         )
@@ -415,16 +426,20 @@ def prepare(
     if op.takes == "latents":
         z = runtime.check_latents(array_from_json(options.latents, "latents"))
         return Job(op, runtime, options, z, len(z))
-    return _samples_job(op, runtime, options, uploads)
+    return _samples_job(op, runtime, options, uploads, ctx.max_pixels)
 
 
 def _samples_job(
-    op: Operation, runtime: ModelRuntime, options: Any, uploads: list[tuple[str, bytes]] | None
+    op: Operation,
+    runtime: ModelRuntime,
+    options: Any,
+    uploads: list[tuple[str, bytes]] | None,
+    max_pixels: int,
 ) -> Job:
     ids: list[tabular.Id] | None = None
     finite = False
     if uploads is not None:
-        x = images_to_array(runtime, uploads, options.resize)
+        x = images_to_array(runtime, uploads, options.resize, max_pixels)
     else:
         given = [k for k in ("inputs", "images", "records") if options.__dict__[k] is not None]
         if len(given) != 1:
@@ -434,7 +449,7 @@ def _samples_job(
             )
         tabular_answer = op is ANOMALY_SCORE and runtime.kind == "tabular"
         if given[0] == "images":
-            x = images_from_base64(runtime, options.images, options.resize)
+            x = images_from_base64(runtime, options.images, options.resize, max_pixels)
         elif given[0] == "records":
             records = options.records
             if tabular_answer:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.codecs.images import MAX_REQUEST_PIXELS
 from service.dataplane.operations import (
     BY_NAME,
     OPERATIONS,
@@ -40,6 +41,7 @@ class Context:
 
     metrics: Metrics
     max_samples: int = 256
+    max_pixels: int = MAX_REQUEST_PIXELS  # decoded image pixels per request
     supporting: Callable[[Operation], list[str]] = field(default=lambda op: [])
 
 
@@ -53,12 +55,13 @@ class DataPlane:
         batching: BatchOptions | None = None,
         max_samples: int = 256,
         load: LoadState | None = None,
+        max_pixels: int = MAX_REQUEST_PIXELS,
     ) -> None:
         self.metrics = metrics
         self.batching = batching  # None: each request alone in the thread pool
         self.load = load if load is not None else LoadState()
         self.arrivals = Arrivals()  # requests the HTTP layer started, not yet at a scheduler
-        self.context = Context(metrics, max_samples, self.supporting)
+        self.context = Context(metrics, max_samples, max_pixels, self.supporting)
         self.operations: Mapping[str, Operation] = BY_NAME
         # One scheduler per loaded version (a ModelRuntime), keyed by the runtime itself.
         self.schedulers: dict[ModelRuntime, Scheduler] = {}

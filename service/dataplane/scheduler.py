@@ -23,6 +23,10 @@ Isolation. Requests are checked one by one before they are queued (shapes, optio
 work checks values once for the batch. If a batch fails, each of its jobs is run again alone and
 only the failing one gets its error. A job whose client is gone is skipped. The queue is bounded
 in samples: beyond ``queue_limit`` a request gets :class:`Overloaded` (503 with Retry-After).
+It is bounded in time too: while the oldest queued job has waited more than ``max_queue_wait_s``
+new requests get :class:`Overloaded` at once, and a job that waited longer than that by the time
+its batch is formed gets it instead of an answer (load shedding: under overload the queue stops
+growing and the accepted requests' latency stays bounded).
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class BatchOptions:
     max_size: int = 64  # samples per ONNX call; a larger request runs alone
     max_wait_s: float = 0.0005  # longest a request waits for others to join
     queue_limit: int = 4096  # samples waiting per model; beyond it 503
+    max_queue_wait_s: float = 0.25  # longest a job may wait in the queue; beyond it 503
     # Models whose forward pass on a full batch (max_size samples) takes at most this long run
     # their batches on the event loop; 0: never.
     inline_max_s: float = 0.005
@@ -182,11 +187,14 @@ class Scheduler:
             raise NotReady(f"the scheduler of model '{self.name}' is not running")
         n = job.n
         options = self.options
-        if self.queued and self.queued + n > options.queue_limit:
-            raise Overloaded(
-                f"model '{self.name}' has {self.queued} samples queued (limit "
-                f"{options.queue_limit}, AESERVE_BATCH_QUEUE_LIMIT); retry shortly"
-            )
+        if self.queued:
+            if self.queued + n > options.queue_limit:
+                raise Overloaded(
+                    f"model '{self.name}' has {self.queued} samples queued (limit "
+                    f"{options.queue_limit}, AESERVE_BATCH_QUEUE_LIMIT); retry shortly"
+                )
+            self._check_wait(time.perf_counter())
+        job.queued_at = time.perf_counter()
         self.queued += n
         if not self.batching:
             loop.create_task(self._alone(job))
@@ -199,6 +207,16 @@ class Scheduler:
             self._threaded.append(job)
             assert self._wakeup is not None
             self._wakeup.set()
+
+    def _check_wait(self, now: float) -> None:
+        """Overloaded while the oldest queued job has waited longer than max_queue_wait_s."""
+        limit = self.options.max_queue_wait_s
+        for queue in (self._on_loop, self._threaded):
+            if queue and now - queue[0].queued_at > limit:
+                raise Overloaded(
+                    f"model '{self.name}' is overloaded: queued requests have waited more than "
+                    f"{limit * 1000:.0f} ms (AESERVE_MAX_QUEUE_WAIT_MS); retry shortly"
+                )
 
     # -- on the event loop -----------------------------------------------------------------
 
@@ -263,11 +281,13 @@ class Scheduler:
         self.queued -= job.n
         if job.cancelled():
             return
+        job.started_at, job.batch_size = time.perf_counter(), 1
         self._running += 1
         try:
             result = await self._loop.run_in_executor(None, self._run_one, job)
         finally:
             self._running -= 1
+        job.finished_at = time.perf_counter()
         if not job.cancelled():
             job.reply(result)
 
@@ -281,6 +301,7 @@ class Scheduler:
     def _take(self, queue: deque[Job]) -> list[Job]:
         """The oldest live job and the next live ones of the same operation, in order, while
         they fit in max_size samples (a larger job alone); the others keep their order."""
+        self._shed(queue)
         while queue and queue[0].cancelled():
             self.queued -= queue.popleft().n
         if not queue:
@@ -305,16 +326,38 @@ class Scheduler:
         queue.extend(rest)
         return batch
 
+    def _shed(self, queue: deque[Job]) -> None:
+        """Jobs that waited longer than max_queue_wait_s get Overloaded instead of a batch."""
+        limit = self.options.max_queue_wait_s
+        if not queue or time.perf_counter() - queue[0].queued_at <= limit:
+            return
+        deadline = time.perf_counter() - limit
+        shed = Overloaded(
+            f"model '{self.name}' is overloaded: this request waited more than "
+            f"{limit * 1000:.0f} ms in its queue (AESERVE_MAX_QUEUE_WAIT_MS); retry shortly"
+        )
+        while queue and queue[0].queued_at < deadline:
+            job = queue.popleft()
+            self.queued -= job.n
+            if not job.cancelled():
+                job.reply(shed)
+
     def _run(self, batch: list[Job]) -> list[Result]:
         """One batch: the operation's work once; if it fails, each job alone, so that only
         the failing one gets the error."""
         self.batches += 1
+        start = time.perf_counter()
         if len(batch) == 1:
-            return [self._run_one(batch[0])]
-        try:
-            return list(self.work(batch))
-        except Exception:
-            return [self._run_one(job) for job in batch]
+            results = [self._run_one(batch[0])]
+        else:
+            try:
+                results = list(self.work(batch))
+            except Exception:
+                results = [self._run_one(job) for job in batch]
+        end = time.perf_counter()
+        for job in batch:  # stamps for tracing (service/http/tracing.py)
+            job.started_at, job.finished_at, job.batch_size = start, end, len(batch)
+        return results
 
     def _run_one(self, job: Job) -> Result:
         try:

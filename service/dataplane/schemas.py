@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 NumberArray = Annotated[
     Any,
@@ -61,6 +69,19 @@ OutputArray = Annotated[
         }
     ),
 ]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 6283.0: an integral float is that integer (requests are
+    validated strictly, so a bool or a string is still refused)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# On an integer option, after its bounds (so that OpenAPI shows them as minimum/maximum): 3 and
+# 3.0 are the same JSON Schema integer; true or "3" in JSON are not.
+_INTEGRAL = BeforeValidator(_integral)
 
 # The glyph 'a' of the shipped font models (7 rows x 5 columns), used in the examples.
 GLYPH = [
@@ -127,18 +148,19 @@ class AnomalyScoreRequest(_Inputs):
         description="tabular models: one id (string or integer) per row of 'inputs', returned "
         "unchanged in 'results'; with 'records', put an 'id' key in each record instead",
     )
-    top_features: int | None = Field(
+    top_features: Annotated[int, Field(ge=0), _INTEGRAL] | None = Field(
         None,
-        ge=0,
         description="tabular models: how many features with the largest contributions each "
         "result lists (default 3; at most the number of features)",
     )
 
 
 class SampleRequest(_Request, _Outputs):
-    n: int = Field(1, ge=1, description="how many samples (at most AESERVE_MAX_SAMPLES)")
-    seed: int | None = Field(
-        None, ge=0, lt=2**63, description="same seed, same samples; omitted: a random seed"
+    n: Annotated[int, Field(ge=1), _INTEGRAL] = Field(
+        1, description="how many samples (at most AESERVE_MAX_SAMPLES)"
+    )
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1), _INTEGRAL] | None = Field(
+        None, description="same seed, same samples; omitted: a random seed"
     )
     scale: float = Field(
         1.0, gt=0, le=10, allow_inf_nan=False, description="scales the prior's spread"

@@ -24,10 +24,12 @@ from service.dataplane.scheduler import BatchOptions
 from service.http import openapi
 from service.http.express import ExpressLane
 from service.http.keys import ApiKeys
+from service.http.limits import ConnectionLimits
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models, repository
+from service.http.tracing import Tracing
 from service.http.webui import install_webui
 from service.metrics import Metrics
 from service.runtime import memory
@@ -62,9 +64,14 @@ def create_app(
     settings = settings if settings is not None else load_settings()
     if settings.keep_large_blocks:
         memory.keep_large_blocks()
-    metrics = Metrics()
+    metrics = Metrics(drift_window=settings.drift_window)
     batching = batch_options(settings) if settings.batching else None
-    plane = DataPlane(metrics=metrics, batching=batching, max_samples=settings.max_samples)
+    plane = DataPlane(
+        metrics=metrics,
+        batching=batching,
+        max_samples=settings.max_samples,
+        max_pixels=settings.max_decoded_pixels,
+    )
     keys = ApiKeys.configured(
         settings.api_keys, settings.api_keys_file, metrics_need_key=settings.metrics_need_key
     )
@@ -81,11 +88,13 @@ def create_app(
         hooks=[*hooks, *([keys] if keys is not None else [])],
         access_log=settings.access_log,
     )
+    tracing = Tracing.otlp() if settings.tracing else None
     lane = ExpressLane(
         plane=plane,
         policy=policy,
         cors=bool(settings.cors_origins),
-        enabled=express and settings.fast_path and batching is not None,
+        # Off while tracing: the lane's requests would have no spans.
+        enabled=express and settings.fast_path and batching is not None and tracing is None,
     )
 
     async def load_models() -> None:
@@ -107,6 +116,7 @@ def create_app(
             plane.load.error = f"{type(exc).__name__}: {exc}"
             return
         metrics.set_models(repository)
+        policy.versions = {name: rt.version for name, rt in repository.models.items()}
         inline: frozenset[str] = frozenset()
         if batching is not None and batching.inline_max_s > 0:
             # Timing each model's forward pass blocks: in a thread, not on the loop.
@@ -141,6 +151,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task  # a loading thread cannot be cancelled: let it finish first
             await plane.stop()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="aeserve",
@@ -157,6 +169,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.policy = policy
     app.state.express = lane
+    app.state.limits = ConnectionLimits.from_settings(settings)
+    app.state.tracing = tracing
     install_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -164,6 +178,7 @@ def create_app(
         arrivals=plane.arrivals,
         inference_paths=[inference.path_of(op) for op in plane.operations.values()],
         handlers=app.exception_handlers,
+        tracing=tracing,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -188,6 +203,7 @@ def batch_options(settings: Settings) -> BatchOptions:
         max_size=settings.batch_max_size,
         max_wait_s=settings.batch_max_wait_us / 1e6,
         queue_limit=settings.batch_queue_limit,
+        max_queue_wait_s=settings.max_queue_wait_ms / 1000,
         inline_max_s=settings.batch_inline_max_us / 1e6,
     )
 

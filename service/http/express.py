@@ -10,7 +10,9 @@ hooks), parses the body in the protocol callback and submits a job to the model'
 whose reply writes the 200 answer in one write. Metrics and the access log go through the same
 :class:`~service.http.policy.Policy` as every other request.
 
-The lane answers only 200s. Whatever it does not take falls back to the full ASGI path exactly
+The lane answers only 200s, and the 503 of a model that sheds load (its queue full or too
+slow: answered here, as the full path would find the queue drained a loop turn later). Whatever
+it does not take falls back to the full ASGI path exactly
 as uvicorn would have sent it, body included, and the app answers it (problem+json, request id,
 metrics): a body that does not parse, other options, an unknown model, a refusal by the policy
 (the app renders it without admitting the request again), inputs the data plane refuses (then
@@ -27,6 +29,11 @@ relies on (methods it overrides, attributes it reads, ``RequestResponseCycle``'s
 is in this module only, pinned by ``tests/service/test_express_contract.py`` and by the uvicorn
 range in pyproject.toml, so an upgrade fails in CI, not in production.
 
+Connection limits (``service/http/limits.py``): the protocol also times heads and bodies out
+(408), refuses heads over the size limit (431) and connections over the cap (503), for every
+request of ``python -m service`` whichever path answers it; and on SIGTERM it drains (see
+:meth:`ExpressProtocol.shutdown`). A request that completes within one read costs no timer.
+
 Keep-alive: uvicorn arms a timer after every answer and cancels it on the next read. After a
 lane answer one timer stays armed across requests and, when it fires, closes the connection
 only if nothing was read since it was armed (else it waits one more timeout): an idle
@@ -38,8 +45,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
+import httptools
 import numpy as np
 import orjson
 from starlette.middleware.cors import CORSMiddleware
@@ -54,13 +62,16 @@ from service.codecs.flatjson import FLAT_MIN, exact32, flat_body
 from service.dataplane import tabular
 from service.dataplane.operations import Fields, Job, Operation
 from service.dataplane.plane import DataPlane
+from service.http.limits import ConnectionLimits
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import ADMITTED_KEY, Policy, RequestHead
-from service.runtime.errors import ServiceError
+from service.http.problems import PROBLEM_JSON, problem_body, status_of
+from service.runtime.errors import Overloaded, ServiceError
 from service.runtime.model import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _JSON_TYPES = (b"application/json",)
 _ACCEPTS = (b"*/*", b"application/json", b"application/*")
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
@@ -69,6 +80,22 @@ _EMPTY = np.empty((0,), dtype=np.float32)
 
 class _Decline(Exception):
     """The lane does not take this request: the full path answers it."""
+
+
+class _Refused(Exception):
+    """A request head over the limit, raised from a parser callback (see ``refusal``)."""
+
+
+_IDLE, _HEAD, _BODY = 0, 1, 2  # what a connection's parser is reading
+# On shutdown an idle keep-alive connection is closed once nothing arrived for this long.
+DRAIN_IDLE_S = 0.25
+
+
+def _too_large_head(limit: int) -> tuple[int, str]:
+    return 431, (
+        f"the request head (request line and headers) is larger than {limit} bytes "
+        "(AESERVE_MAX_HEADER_BYTES); send shorter headers"
+    )
 
 
 class ExpressLane:
@@ -165,10 +192,33 @@ class ExpressLane:
             job = self._job(op, repository.get, cycle.body)
             job.reply = _Reply(self, protocol, cycle, head, start, job.runtime)
             job.cancelled = _Gone(cycle)
-            plane.submit(job)
         except (orjson.JSONDecodeError, _Decline, ServiceError, ValueError):
             return False
+        try:
+            plane.submit(job)
+        except Overloaded as exc:  # shed here: the full path would find the queue drained
+            self.shed(protocol, cycle, head, start, job.runtime.name, exc)
+        except ServiceError:
+            return False
         return True
+
+    def shed(
+        self,
+        protocol: ExpressProtocol,
+        cycle: Cycle,
+        head: RequestHead,
+        start: float,
+        model: str,
+        exc: Overloaded,
+    ) -> None:
+        """Answer an overloaded model's 503 from the lane (the queue limit and the queue-wait
+        bound hold on every path), counted as every answer is."""
+        status = status_of(exc)
+        body = problem_body(status, exc.detail, head.path, head.request_id)
+        protocol.express_answer(
+            cycle, head.request_id, body, status=status, retry_after=exc.retry_after
+        )
+        self.policy.finish(head, head.path, model, status, time.perf_counter() - start)
 
     def _job(self, op: Operation, get_model: Any, body: bytearray) -> Job:
         """The request's job, from a plain body; _Decline (or a ServiceError) otherwise."""
@@ -268,6 +318,9 @@ class _Reply:
 
     def __call__(self, result: Fields | BaseException) -> None:
         cycle, protocol = self.cycle, self.protocol
+        if isinstance(result, Overloaded):  # shed from the queue (waited too long)
+            self.lane.shed(protocol, cycle, self.head, self.start, self.runtime.name, result)
+            return
         if isinstance(result, BaseException):
             if not isinstance(result, ServiceError | OverflowError | ValueError):
                 logger.warning("express lane: %r; the full path answers", result)
@@ -319,11 +372,16 @@ def _exact(rows: Any) -> Any:
 
 def lane_of(app: Any) -> ExpressLane | None:
     """The express lane of the app under uvicorn's wrappers (proxy headers, message logger)."""
+    return _from_state(app, "express", ExpressLane)
+
+
+def _from_state(app: Any, name: str, kind: type[_T]) -> _T | None:
+    """``app.state.<name>`` of the app under uvicorn's wrappers, if it is a ``kind``."""
     for _ in range(8):
         state = getattr(app, "state", None)
-        lane = getattr(state, "express", None) if state is not None else None
-        if isinstance(lane, ExpressLane):
-            return lane
+        value = getattr(state, name, None) if state is not None else None
+        if isinstance(value, kind):
+            return value
         app = getattr(app, "app", None)
         if app is None:
             return None
@@ -367,6 +425,20 @@ class ExpressProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lane = None if self.access_log else lane_of(self.app)
+        # Connection limits (service/http/limits.py), on every request of the connection.
+        self.limits: ConnectionLimits = _from_state(self.app, "limits", ConnectionLimits) or (
+            ConnectionLimits()
+        )
+        self.phase = _IDLE  # what the parser is reading: between messages, a head, a body
+        self.messages = 0  # messages begun on this connection
+        self.chunk = 0  # size of the data being parsed
+        self.head_read = 0  # bytes read while the current head was incomplete
+        self.body_started = 0.0  # loop time the current body began
+        self.received = 0  # data_received calls
+        self.guard: asyncio.TimerHandle | None = None  # a head or body is taking time
+        self.guard_mark = 0  # self.messages when the guard was armed
+        self.refusal: tuple[int, str] | None = None  # a head refused from a parser callback
+        self.draining = False  # SIGTERM: answer what comes with Connection: close, then close
         self.held: Cycle | None = None  # its body is being read
         # Keep-alive after lane answers: one timer per idle spell, not one per request (see
         # _lane_complete). True while the armed timeout_keep_alive_task is the lane's.
@@ -376,6 +448,15 @@ class ExpressProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """An express request is held in a :class:`_Held` (uvicorn's own steps otherwise)."""
+        self.phase = _BODY
+        self.body_started = self.loop.time()
+        if self.head_read + self.chunk > self.limits.max_header_bytes and not self._head_fits():
+            raise _Refused  # data_received answers the refusal
+        self._on_headers_complete()
+        if self.draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _on_headers_complete(self) -> None:
         lane, parser = self.lane, self.parser
         if (
             lane is None
@@ -424,6 +505,7 @@ class ExpressProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self.phase = _IDLE
         held = self.held
         if held is not None and held is self.cycle:
             self.held = None
@@ -435,7 +517,150 @@ class ExpressProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.held = None
         self._end_lane_timer()
+        if self.guard is not None:
+            self.guard.cancel()
+            self.guard = None
         super().connection_lost(exc)
+
+    # -- connection limits (service/http/limits.py) and draining on shutdown --------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(
+                503,
+                f"the server has {self.limits.max_connections} connections open "
+                "(AESERVE_MAX_CONNECTIONS); retry shortly",
+                retry_after=1,
+            )
+            return
+        # A connection that never sends anything is idle: closed after the keep-alive timeout.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's data_received, plus the head size limit and the head and body timers."""
+        self.received += 1
+        self.chunk = len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.refusal is not None:
+                self._refuse(*self.refusal)
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        phase = self.phase
+        if phase == _IDLE:
+            if self.guard is not None:
+                self.guard.cancel()
+                self.guard = None
+            return
+        if phase == _HEAD:
+            self.head_read += len(data)
+            if self.head_read > self.limits.max_header_bytes:
+                self._refuse(*_too_large_head(self.limits.max_header_bytes))
+                return
+        if self.guard is None and not self.transport.is_closing():
+            self._arm_guard(
+                self.limits.header_timeout_s if phase == _HEAD else self.limits.body_timeout_s
+            )
+
+    def on_message_begin(self) -> None:
+        self.phase = _HEAD
+        self.messages += 1
+        self.head_read = 0
+        super().on_message_begin()
+
+    def _head_fits(self) -> bool:
+        size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
+        if size <= self.limits.max_header_bytes:
+            return True
+        self.refusal = _too_large_head(self.limits.max_header_bytes)
+        return False
+
+    def _arm_guard(self, seconds: float) -> None:
+        self.guard_mark = self.messages
+        self.guard = self.loop.call_later(seconds, self._guard_fired)
+
+    def _guard_fired(self) -> None:
+        """A head or a body has taken a while: 408 if it took too long, else look again."""
+        self.guard = None
+        if self.transport.is_closing() or self.phase == _IDLE:
+            return
+        limits = self.limits
+        if self.phase == _HEAD:
+            if self.messages == self.guard_mark:
+                self._timed_out(f"the request head took more than {limits.header_timeout_s:g} s")
+            else:
+                self._arm_guard(limits.header_timeout_s)
+            return
+        left = self.body_started + limits.body_timeout_s - self.loop.time()
+        if self.flow.read_paused:  # the app is not reading the body yet: not the client's fault
+            self._arm_guard(limits.body_timeout_s)
+        elif left > 0:
+            self._arm_guard(left)
+        else:
+            self._timed_out(f"the request body took more than {limits.body_timeout_s:g} s")
+
+    def _timed_out(self, why: str) -> None:
+        cycle = self.cycle
+        if cycle is not None and getattr(cycle, "response_started", False):
+            self.transport.close()  # the app is answering: no second answer
+            return
+        self._refuse(
+            408, f"{why}; send requests faster (AESERVE_HEADER_TIMEOUT_S, AESERVE_BODY_TIMEOUT_S)"
+        )
+
+    def _refuse(self, status: int, detail: str, retry_after: int | None = None) -> None:
+        """Answer a problem document before the request reached the app, and close."""
+        if self.transport.is_closing():
+            return
+        body = problem_body(status, detail, "", None)
+        self.transport.write(
+            b"%s%scontent-length: %d\r\ncontent-type: %s\r\n%sconnection: close\r\n\r\n%s"
+            % (
+                STATUS_LINE[status],
+                _default_headers(self.server_state.default_headers),
+                len(body),
+                PROBLEM_JSON.encode(),
+                b"" if retry_after is None else b"retry-after: %d\r\n" % retry_after,
+                body,
+            )
+        )
+        self.transport.close()
+
+    def shutdown(self) -> None:
+        """SIGTERM (uvicorn's graceful shutdown): a request in progress is answered with
+        ``Connection: close``; an idle connection waits briefly for a request already on its
+        way (answered the same way) before it is closed, so a busy client loses none."""
+        self.draining = True
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+            return
+        self.loop.call_later(DRAIN_IDLE_S, self._drain, self.received)
+
+    def _drain(self, received: int) -> None:
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        idle = self.phase == _IDLE and (cycle is None or cycle.response_complete)
+        if idle and self.received == received and received != -1:
+            self.transport.close()
+            return
+        # A request is being read or answered (its answer closes the connection): look again.
+        self.loop.call_later(DRAIN_IDLE_S, self._drain, self.received if idle else -1)
 
     # -- keep-alive: uvicorn arms a timer after every answer and cancels it on the next read;
     # after a lane answer the timer stays armed across requests and looks for reads when it fires.
@@ -527,17 +752,37 @@ class ExpressProtocol(HttpToolsProtocol):
             cycle = real
         super()._start_asgi_task(cycle, self.app)
 
-    def express_answer(self, cycle: Cycle, request_id: str, data: bytes) -> None:
-        """Write a 200 JSON answer and finish the request, as uvicorn's cycle would."""
+    def express_answer(
+        self,
+        cycle: Cycle,
+        request_id: str,
+        data: bytes,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+    ) -> None:
+        """Write a JSON answer (200, or a 503 problem when shedding) and finish the request,
+        as uvicorn's cycle would."""
         if cycle.disconnected or self.transport.is_closing():
             return
-        keep_alive = cycle.keep_alive
-        head = _OK_HEAD % (
-            _default_headers(self.server_state.default_headers),
-            len(data),
-            request_id.encode("latin-1"),
-            b"" if keep_alive else b"connection: close\r\n",
-        )
+        keep_alive = cycle.keep_alive and not self.draining
+        ending = b"" if keep_alive else b"connection: close\r\n"
+        if status == 200:
+            head = _OK_HEAD % (
+                _default_headers(self.server_state.default_headers),
+                len(data),
+                request_id.encode("latin-1"),
+                ending,
+            )
+        else:
+            head = _PROBLEM_HEAD % (
+                STATUS_LINE[status],
+                _default_headers(self.server_state.default_headers),
+                len(data),
+                request_id.encode("latin-1"),
+                b"" if retry_after is None else b"retry-after: %d\r\n" % retry_after,
+                ending,
+            )
         cycle.response_complete = True
         cycle.body = bytearray()
         self.transport.write(head + data)
@@ -552,6 +797,11 @@ class ExpressProtocol(HttpToolsProtocol):
 _OK_HEAD = (
     STATUS_LINE[200]
     + b"%scontent-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n%s\r\n"
+)
+_PROBLEM_HEAD = (
+    b"%s%scontent-length: %d\r\ncontent-type: "
+    + PROBLEM_JSON.encode()
+    + b"\r\nx-request-id: %s\r\n%s%s\r\n"
 )
 _DEFAULTS: list[Any] = [None, b""]  # uvicorn's default_headers list (a new one every second)
 

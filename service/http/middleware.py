@@ -18,8 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.dataplane.scheduler import Arrivals
 from service.http.policy import ADMITTED_KEY, Policy, RequestHead, too_large
 from service.http.problems import REQUEST_ID_KEY, error_response
+from service.http.tracing import Tracing
 from service.metrics import ENDPOINT_KEY, MODEL_KEY
 from service.runtime.errors import PayloadTooLarge, ServiceError
+
+CLIENT_CLOSED = 499  # the client closed the connection before the answer (nginx's code)
 
 
 def limit_body(receive: Receive, limit: int) -> Receive:
@@ -71,17 +74,44 @@ class RequestContextMiddleware:
         arrivals: Arrivals,
         inference_paths: Collection[str],
         handlers: Mapping[Any, Any] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.arrivals = arrivals
         self.inference_paths = frozenset(inference_paths)
         self.handlers = handlers  # the app's exception handlers: Exception -> its 500
+        self.tracing = tracing  # None: no spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.tracing is not None:
+            await self.traced(scope, receive, send, self.tracing)
+            return
+        await self.serve(scope, receive, send)
+
+    async def traced(self, scope: Scope, receive: Receive, send: Send, tracing: Tracing) -> None:
+        """:meth:`serve` inside the request's span (request id, model, status)."""
+        status = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with tracing.request(scope["method"], scope["path"]) as span:
+            try:
+                await self.serve(scope, receive, send_status)
+            finally:  # the request id is the policy's, set while serving
+                span.set_attribute("aeserve.request_id", scope.get(REQUEST_ID_KEY, ""))
+                span.set_attribute("aeserve.model", scope.get(MODEL_KEY, ""))
+                span.set_attribute("http.response.status_code", status or CLIENT_CLOSED)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Apply the policy to one HTTP request and run the app."""
         start = time.perf_counter()
         policy = self.policy
         admitted = scope.pop(ADMITTED_KEY, None)  # the express lane's head (or refusal)
@@ -116,6 +146,11 @@ class RequestContextMiddleware:
                 await error_response(Request(scope), exc)(scope, receive, send_with_id)
                 return
             await self.app(scope, limit_body(receive, policy.max_body_bytes), send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody to answer, and no server error (it
+            # would inflate the 5xx ratio the alerts watch): counted as 499, as nginx does.
+            if status == 500:
+                status = CLIENT_CLOSED
         except Exception as exc:
             # Unhandled: answer the app's 500 here, inside the request id, then let the error
             # reach Starlette's server-error middleware (which sees a started response) and the

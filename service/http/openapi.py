@@ -65,21 +65,30 @@ _QUERY_OPTIONS = {
 def request_body(
     model: type[BaseModel], example: dict[str, Any], *, multipart: bool = False
 ) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body the route reads itself: JSON, multipart (if
-    ``multipart``), and one .npy array for schemas with ``inputs`` or ``latents`` (as
-    ``service/http/requests.py`` reads them)."""
+    """``openapi_extra`` documenting a body the route reads itself: JSON; one .npy array for
+    schemas with ``inputs`` or ``latents``; multipart images (if ``multipart``).
+
+    The options of a .npy body or an upload go in the query string. OpenAPI cannot tie
+    parameters to one content type, and a JSON body refuses a query (its options are in the
+    body), so they are described on those content types rather than listed as parameters."""
     content: dict[str, Any] = {
         "application/json": {"schema": model.model_json_schema(), "example": example}
     }
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
     fields = model.model_fields
+    options = "; ".join(
+        f"`{name}` ({kind}): {text.split(': ', 1)[1]}"
+        for name, (kind, text) in _QUERY_OPTIONS.items()
+        if name in fields
+    )
     npy = next((f for f in ("inputs", "latents") if f in fields), None)
     if npy is not None:
         content["application/x-npy"] = {
             "schema": {
                 "type": "string",
                 "format": "binary",
-                "description": f"'{npy}' as one NumPy .npy array (options in the query)",
+                "description": f"'{npy}' as one NumPy .npy array; options in the query "
+                f"string: {options}",
             }
         }
     if multipart:
@@ -94,20 +103,10 @@ def request_body(
                     }
                 },
                 "required": ["files"],
-            }
+            },
+            "description": f"Images as files; options in the query string: {options}. A JSON "
+            "body takes no query parameters.",
         }
-    if multipart or npy is not None:
-        extra["parameters"] = [
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "schema": {"type": kind},
-                "description": text,
-            }
-            for name, (kind, text) in _QUERY_OPTIONS.items()
-            if name in fields
-        ]
     return extra
 
 
@@ -148,6 +147,13 @@ def document(app: FastAPI) -> None:
                 description=app.description,
                 routes=[*documented, *app.routes],
             )
+            # FastAPI's OpenAPI model holds bounds as floats (2**63 - 1 became 2**63): the
+            # request bodies go in as pydantic wrote them.
+            for op in OPERATIONS:
+                post = app.openapi_schema["paths"][f"/{op.name}"]["post"]
+                post["requestBody"] = request_body(op.options, op.example, multipart=op.uploads)[
+                    "requestBody"
+                ]
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]

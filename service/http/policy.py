@@ -89,6 +89,7 @@ class Policy:
         self.hooks = tuple(hooks)
         self.access_log = access_log
         self.request_ids = RequestIds()
+        self.versions: dict[str, str] = {}  # model -> version, for the access log
 
     def head(
         self,
@@ -120,7 +121,7 @@ class Policy:
         """Count one answered request (metrics) and log it (access log, when on)."""
         self.metrics.observe(endpoint, model, status, seconds)
         if self.access_log:
-            self._log(head, status, seconds)
+            self._log(head, status, seconds, model)
 
     def finish_many(
         self,
@@ -134,19 +135,31 @@ class Policy:
         self.metrics.observe_many(endpoint, model, status, seconds)
         if self.access_log:
             for head, s in zip(heads, seconds, strict=True):
-                self._log(head, status, s)
+                self._log(head, status, s, model)
 
-    @staticmethod
-    def _log(head: RequestHead, status: int, seconds: float) -> None:
+    def _log(self, head: RequestHead, status: int, seconds: float, model: str = "") -> None:
         client = f"{head.client[0]}:{head.client[1]}" if head.client else "-"
+        version = self.versions.get(model, "")
         access_logger.info(
-            '%s "%s %s" %d %.2fms id=%s',
+            '%s "%s %s" %d %.2fms id=%s model=%s version=%s',
             client,
             head.method,
             head.path,
             status,
             seconds * 1000,
             head.request_id,
+            model or "-",
+            version or "-",
+            extra={  # the fields of a JSON log line (AESERVE_LOG_FORMAT=json)
+                "request_id": head.request_id,
+                "method": head.method,
+                "path": head.path,
+                "status": status,
+                "ms": round(seconds * 1000, 3),
+                "model": model or None,
+                "version": version or None,
+                "client": client,
+            },
         )
 
 

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.runtime.errors import Kind, ServiceError, invalid_fields
+from service.runtime.errors import ECHO_LIMIT, Kind, ServiceError, clip, invalid_fields
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def problem_body(
         "title": _title(status),
         "status": status,
         "detail": detail,
-        "instance": path,
+        "instance": clip(path, 4 * ECHO_LIMIT),  # the client's path, echoed
     }
     if request_id is not None:
         body["request_id"] = request_id

@@ -12,12 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from service.codecs.arrays import json_object
+from service.codecs.arrays import LARGE_BODY, json_object
 from service.codecs.npy import NPY, decode_npy
 from service.dataplane.operations import Operation
 from service.metrics import MODEL_KEY
@@ -101,14 +102,27 @@ async def read_request(
             f"content type '{ctype}' is not supported; send {' or '.join(accepted)}"
         )
     body = await request.body()
-    options = validate(schema, json_object(body), "request")
+    if request.query_params:  # options go in the JSON body: a query would be ignored
+        raise InvalidInput(
+            f"query parameters {sorted(request.query_params)} are not read with a JSON body; "
+            "put the options in the body"
+        )
+    if len(body) > LARGE_BODY:  # parsing and validating cost in proportion: off the loop
+        options = await run_in_threadpool(_json_options, schema, body)
+    else:
+        options = _json_options(schema, body)
     runtime = select_model(request, repository, options.model, options.version)
     return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
 
 
-def validate(schema: Any, data: dict[str, Any], what: str) -> Any:
+def _json_options(schema: Any, body: bytes) -> Any:
+    # JSON has types: no coercion ("binarize": 0 and "seed": false are refused, not read).
+    return validate(schema, json_object(body), "request", strict=True)
+
+
+def validate(schema: Any, data: dict[str, Any], what: str, *, strict: bool = False) -> Any:
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise invalid_fields(list(exc.errors()), what) from None
 

@@ -105,11 +105,24 @@ class ModelLoadError(Exception):
     """A model directory could not be served; the message is the reason shown in ``/models``."""
 
 
+ECHO_LIMIT = 64  # characters of a client's value an answer repeats
+
+
+def clip(value: object, limit: int = ECHO_LIMIT) -> str:
+    """A client's value as an answer may echo it: at most ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def invalid_fields(errors: list[Any], what: str = "request") -> InvalidInput:
     """An InvalidInput for pydantic errors: the detail lists each bad field; ``errors`` keeps
     them structured."""
     cleaned = [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        {
+            "loc": [p if isinstance(p, int) else clip(p) for p in e.get("loc", ())],
+            "msg": clip(e.get("msg", ""), 4 * ECHO_LIMIT),
+            "type": e.get("type", ""),
+        }
         for e in errors
     ]
     parts = [f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in cleaned]

@@ -331,6 +331,11 @@ class Manifest(_Strict):
         return path
 
 
+def content_version(encoder_sha256: str, decoder_sha256: str) -> str:
+    """The version that names a model's weights: a short hash of both files' sha256."""
+    return hashlib.sha256(f"{encoder_sha256}:{decoder_sha256}".encode()).hexdigest()[:12]
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

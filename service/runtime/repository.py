@@ -8,13 +8,14 @@ shapes that disagree with the manifest) is refused with one log line and listed 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady
-from service.runtime.manifest import MANIFEST_FILE, Manifest, sha256_file
+from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady, clip
+from service.runtime.manifest import MANIFEST_FILE, Manifest, content_version, sha256_file
 from service.runtime.model import ModelRuntime
 from service.runtime.sessions import OnnxOptions, open_session
 
@@ -89,7 +90,7 @@ class ModelRepository:
                     exc,
                 )
             else:
-                self.failed[name] = str(exc)
+                self.failed[name] = public_reason(str(exc))  # the log keeps the paths
                 logger.error("model %s refused: %s", name, exc)
             raise
 
@@ -146,7 +147,7 @@ class ModelRepository:
             raise ModelNotFound(
                 f"model '{key}' failed to load ({self.failed[key]}); loaded models: {known}"
             )
-        raise ModelNotFound(f"unknown model '{key}'; loaded models: {known}")
+        raise ModelNotFound(f"unknown model '{clip(key)}'; loaded models: {known}")
 
     def runtimes(self) -> list[ModelRuntime]:
         """Every loaded version of every model."""
@@ -163,6 +164,7 @@ def load_versions(path: Path, options: OnnxOptions, max_batch: int) -> dict[str,
         raise ModelLoadError(f"no model folder '{path.name}'")
     if (path / MANIFEST_FILE).is_file():
         runtime = load_model(path, options, max_batch)
+        check_version(runtime.manifest)
         return {runtime.version: runtime}
     folders = sorted(p for p in path.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file())
     if not folders:
@@ -170,6 +172,7 @@ def load_versions(path: Path, options: OnnxOptions, max_batch: int) -> dict[str,
     versions = {}
     for folder in folders:
         runtime = load_model(folder, options, max_batch, name=path.name)
+        check_version(runtime.manifest)
         if runtime.version != folder.name:
             raise ModelLoadError(
                 f"version folder '{folder.name}' holds version '{runtime.version}'; name the "
@@ -224,6 +227,33 @@ def load_model(
     runtime = ModelRuntime(manifest, sessions[0], sessions[1], model_dir=path, max_batch=max_batch)
     runtime.verify()
     return runtime
+
+
+def check_version(manifest: Manifest) -> None:
+    """Refuse a manifest whose ``version`` does not name its weights.
+
+    The version is the content hash of the two ONNX files (:func:`content_version`, what
+    training writes), or a team's own version with that hash as its build metadata
+    (``2.1.0+8a554d8e1afb``). The files were checked against the manifest's sha256 values at
+    load, so new weights under an old version are refused. This proves the files match the
+    manifest, not who wrote it: a team that needs that signs the model directory (e.g. a
+    detached signature of model.json checked by the deployment before it is mounted).
+    """
+    expected = content_version(manifest.files.encoder.sha256, manifest.files.decoder.sha256)
+    version = manifest.version
+    if version != expected and not version.endswith("+" + expected):
+        raise ModelLoadError(
+            f"version '{clip(version)}' does not match the weights (their content version is "
+            f"'{expected}'; use it, or '<your version>+{expected}')"
+        )
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+([^\s/'\"]*)")
+
+
+def public_reason(reason: str) -> str:
+    """A refusal reason as answers show it: absolute paths cut to their last part."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", reason)
 
 
 class LoadState:

@@ -30,6 +30,7 @@ from service.runtime.manifest import (
     Prior,
     ScoreSpec,
     TrainingInfo,
+    content_version,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,16 +79,17 @@ def make_tiny_model(repo: Path, name: str = TINY_MODEL) -> Path:
     _save_linear(model_dir / "encoder.onnx", "x", "z", w)
     _save_linear(model_dir / "decoder.onnx", "z", "x_hat", w.T)
     features = [f"f{i}" for i in range(TINY_FEATURES)]
+    files = Files.hash(model_dir)
     manifest = Manifest(
         name=name,
-        version="1",
+        version=content_version(files.encoder.sha256, files.decoder.sha256),  # checked at load
         created_at=datetime.now(UTC).isoformat(),
         family="ae",
         input=InputSpec(kind="tabular", shape=[TINY_FEATURES], range=None, features=features),
         latent=LatentSpec(
             dim=2, prior=Prior(kind="empirical", mean=[0.0, 0.0], cov=[[1.0, 0.0], [0.0, 1.0]])
         ),
-        files=Files.hash(model_dir),
+        files=files,
         score=ScoreSpec(
             kind="mse",
             calibration=Calibration(

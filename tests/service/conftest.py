@@ -39,6 +39,7 @@ from service.runtime.manifest import (
     Scaler,
     ScoreSpec,
     TrainingInfo,
+    content_version,
 )
 from service.settings import Settings
 
@@ -126,15 +127,17 @@ def write_manifest(
             cov=(0.04 * np.eye(dim)).tolist(),
         )
     )
+    files = Files.hash(model_dir)
     manifest = Manifest(
         name=name,
-        version="1.0.0-test",
+        # A team's version with the weights' content version as build metadata (checked at load).
+        version=f"1.0.0-test+{content_version(files.encoder.sha256, files.decoder.sha256)}",
         created_at="2026-01-01T00:00:00Z",
         description=f"fixture model {name}",
         family=family,  # type: ignore[arg-type]
         input=input_spec,
         latent=LatentSpec(dim=dim, prior=prior),
-        files=Files.hash(model_dir),
+        files=files,
         score=ScoreSpec(
             kind=score_kind,  # type: ignore[arg-type]
             calibration=Calibration(

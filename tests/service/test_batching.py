@@ -457,3 +457,30 @@ def test_http_answers_are_the_same_with_batching_on_and_off(make_client: ClientF
             ]
     assert answers[True] == answers[False]
     assert [status for status, _ in answers[True]] == [200] * 6 + [422]
+
+
+def test_requests_that_would_wait_longer_than_the_bound_are_shed_with_503() -> None:
+    """The queue is bounded in time (AESERVE_MAX_QUEUE_WAIT_MS): while the oldest queued job
+    has waited too long new requests get 503 at once, and a job that waited too long by the
+    time its batch forms gets 503 instead of an answer."""
+    model = FakeModel()
+
+    async def main() -> None:
+        batcher = await started(model, max_size=2, max_wait_s=0.0, max_queue_wait_s=0.05)
+        x = np.ones((2, 2), dtype=np.float32)
+        model.gate.clear()
+        running = asyncio.create_task(submit(batcher, x))  # taken by the worker, held
+        await asyncio.sleep(0.02)
+        queued = asyncio.create_task(submit(batcher, x))
+        await asyncio.sleep(0.1)  # the queued job is now older than the bound
+        with pytest.raises(Overloaded, match="AESERVE_MAX_QUEUE_WAIT_MS"):
+            await submit(batcher, x)
+        model.gate.set()
+        assert np.array_equal((await running)[0], x * 2)
+        with pytest.raises(Overloaded, match="waited more than 50 ms"):
+            await queued
+        assert batcher.queued == 0
+        assert np.array_equal((await submit(batcher, x))[0], x * 2)  # serving again
+        await batcher.stop()
+
+    run(main())

@@ -28,14 +28,27 @@ OVERRIDDEN = (
     "connection_lost",
     "_unset_keepalive_if_required",
     "on_response_complete",
+    # connection limits and draining (service/http/limits.py)
+    "connection_made",
+    "data_received",
+    "on_message_begin",
+    "shutdown",
 )
 # Methods it calls that it does not override.
-CALLED = ("timeout_keep_alive_handler", "connection_made", "data_received")
+CALLED = (
+    "timeout_keep_alive_handler",
+    # data_received is uvicorn's own plus the limits: what it calls of uvicorn's
+    "_should_upgrade",
+    "handle_websocket_upgrade",
+    "_unsupported_upgrade_warning",
+    "send_400_response",
+)
 # Instance attributes it reads or sets.
 ATTRIBUTES = (
     "access_log",
     "access_logger",
     "app",
+    "connections",
     "cycle",
     "expect_100_continue",
     "flow",
@@ -113,3 +126,25 @@ def test_the_request_cycle_is_built_as_the_lane_builds_it() -> None:
 
 def test_status_lines_are_preformatted() -> None:
     assert httptools_impl.STATUS_LINE[200] == b"HTTP/1.1 200 OK\r\n"
+
+
+def test_data_received_is_uvicorns_own_plus_the_limits() -> None:
+    """ExpressProtocol.data_received repeats uvicorn's (to answer a refused head with its own
+    status, not uvicorn's 400): uvicorn's must still be these steps."""
+    source = inspect.getsource(HttpToolsProtocol.data_received)
+    for step in (
+        "self._unset_keepalive_if_required()",
+        "self.parser.feed_data(data)",
+        "except httptools.HttpParserError:",
+        "self.send_400_response(msg)",
+        "except httptools.HttpParserUpgrade:",
+        "self.handle_websocket_upgrade()",
+    ):
+        assert step in source, step
+
+
+def test_shutdown_closes_idle_connections_and_ends_keep_alive_on_busy_ones() -> None:
+    """What uvicorn's graceful shutdown does per connection, which ExpressProtocol.shutdown
+    replaces (idle ones wait briefly for a request already on its way)."""
+    source = inspect.getsource(HttpToolsProtocol.shutdown)
+    assert "self.transport.close()" in source and "self.cycle.keep_alive = False" in source

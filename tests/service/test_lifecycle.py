@@ -16,7 +16,13 @@ import httpx
 import numpy as np
 import pytest
 
-from service.runtime.manifest import DECODER_FILE, ENCODER_FILE, InputSpec, Manifest
+from service.runtime.manifest import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    InputSpec,
+    Manifest,
+    content_version,
+)
 from service.runtime.repository import ModelRepository
 from tests.live_server import live_server
 
@@ -25,7 +31,15 @@ from .conftest import ClientFactory, glyphs, write_decoder, write_encoder, write
 ADMIN, INFER = "admin-secret-1", "infer-secret-2"
 
 
-def build_version(folder: Path, version: str, created_at: str, gain: float) -> None:
+def add_version(model: Path, version: str, created_at: str, gain: float) -> str:
+    """A version folder in ``model``, named after the full version; returns it."""
+    staging = model / "_staging"
+    full = build_version(staging, version, created_at, gain)
+    staging.rename(model / full)
+    return full
+
+
+def build_version(folder: Path, version: str, created_at: str, gain: float) -> str:
     """A glyph model ``multi`` whose decoder's gain differs per version (so do its answers)."""
     folder.mkdir(parents=True)
     write_encoder(folder / ENCODER_FILE, [7, 5], np.eye(35), np.zeros(35))
@@ -36,30 +50,35 @@ def build_version(folder: Path, version: str, created_at: str, gain: float) -> N
         folder, name="multi", input_spec=InputSpec(kind="image", shape=[7, 5], binary=True), dim=35
     )
     manifest = Manifest.read(folder)
-    manifest.model_copy(update={"version": version, "created_at": created_at}).write(folder)
+    # A team's version with the weights' content version as its build metadata.
+    full = (
+        f"{version}+{content_version(manifest.files.encoder.sha256, manifest.files.decoder.sha256)}"
+    )
+    manifest.model_copy(update={"version": full, "created_at": created_at}).write(folder)
+    return full
 
 
 def test_versions_side_by_side_newest_serves_and_a_request_can_pin_one(
     tmp_path: Path, make_client: ClientFactory
 ) -> None:
-    build_version(tmp_path / "multi" / "1.0.0", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
-    build_version(tmp_path / "multi" / "2.0.0", "2.0.0", "2026-02-01T00:00:00Z", 4.0)
+    v1 = add_version(tmp_path / "multi", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
+    v2 = add_version(tmp_path / "multi", "2.0.0", "2026-02-01T00:00:00Z", 4.0)
     repo = ModelRepository.load(tmp_path)
-    assert sorted(repo.versions["multi"]) == ["1.0.0", "2.0.0"]
-    assert repo.get("multi").version == "2.0.0" and repo.get("multi", "1.0.0").version == "1.0.0"
+    assert sorted(repo.versions["multi"]) == [v1, v2]
+    assert repo.get("multi").version == v2 and repo.get("multi", v1).version == v1
     body = {"model": "multi", "inputs": glyphs(2).tolist()}
     with make_client(model_dir=tmp_path, default_model=None, express=True) as client:
         newest = client.post("/reconstruct", json=body).json()
-        old = client.post("/reconstruct", json={**body, "version": "1.0.0"}).json()
-        assert newest["version"] == "2.0.0" and old["version"] == "1.0.0"
+        old = client.post("/reconstruct", json={**body, "version": v1}).json()
+        assert newest["version"] == v2 and old["version"] == v1
         assert newest["outputs"] != old["outputs"]
         r = client.post("/reconstruct", json={**body, "version": "9"})
-        assert r.status_code == 404 and "versions: 1.0.0, 2.0.0" in r.json()["detail"]
+        assert r.status_code == 404 and f"versions: {v1}, {v2}" in r.json()["detail"]
         listed = client.get("/models/multi").json()
-        assert listed["version"] == "2.0.0" and listed["versions"] == ["1.0.0", "2.0.0"]
+        assert listed["version"] == v2 and listed["versions"] == [v1, v2]
         metrics = client.get("/metrics").text
-        assert 'aeserve_model_info{family="ae",model="multi",version="1.0.0"} 1.0' in metrics
-        assert 'aeserve_model_info{family="ae",model="multi",version="2.0.0"} 1.0' in metrics
+        for v in (v1, v2):
+            assert f'aeserve_model_info{{family="ae",model="multi",version="{v}"}} 1.0' in metrics
 
 
 def test_a_version_folder_must_be_named_after_its_version(tmp_path: Path) -> None:
@@ -79,7 +98,7 @@ def test_reload_under_load_loses_nothing_and_a_broken_version_is_refused(
     tmp_path: Path,
 ) -> None:
     models = tmp_path / "models"
-    build_version(models / "multi", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
+    v1 = build_version(models / "multi", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
     auth = {"authorization": f"Bearer {ADMIN}"}
     body = {"model": "multi", "inputs": glyphs(1).tolist()}
     with live_server(models, **keys_env(tmp_path), AESERVE_DEFAULT_MODEL="multi") as url:
@@ -103,17 +122,16 @@ def test_reload_under_load_loses_nothing_and_a_broken_version_is_refused(
             time.sleep(0.5)
             # A new version next to the old one: loaded, checked, swapped in under load.
             staging = tmp_path / "staging"
-            build_version(staging, "2.0.0", "2026-03-01T00:00:00Z", 4.0)
+            v2 = add_version(staging, "2.0.0", "2026-03-01T00:00:00Z", 4.0)
+            assert add_version(staging, "1.0.0", "2026-01-01T00:00:00Z", 20.0) == v1
             shutil.rmtree(models / "multi")
-            (models / "multi").mkdir()
-            shutil.move(str(staging), models / "multi" / "2.0.0")
-            build_version(models / "multi" / "1.0.0", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
+            shutil.move(str(staging), models / "multi")
             r = httpx.post(f"{url}/v2/repository/models/multi/load", headers=auth, timeout=30)
-            assert r.status_code == 200 and r.json()["versions"] == ["1.0.0", "2.0.0"]
+            assert r.status_code == 200 and r.json()["versions"] == sorted([v1, v2])
             time.sleep(0.5)
             # A broken new version (weights that do not match the manifest): refused, the
             # loaded ones keep serving.
-            (models / "multi" / "2.0.0" / DECODER_FILE).write_bytes(b"not onnx")
+            (models / "multi" / v2 / DECODER_FILE).write_bytes(b"not onnx")
             r = httpx.post(f"{url}/v2/repository/models/multi/load", headers=auth, timeout=30)
             assert r.status_code == 422 and "checksum mismatch" in r.json()["error"]
             time.sleep(0.3)
@@ -122,9 +140,9 @@ def test_reload_under_load_loses_nothing_and_a_broken_version_is_refused(
             for t in threads:
                 t.join()
         assert not failures, failures[:3]
-        assert set(seen) == {"1.0.0", "2.0.0"} and seen[-1] == "2.0.0"
-        first_new = seen.index("2.0.0")
-        assert "1.0.0" not in seen[first_new + 20 :]  # the old version stopped serving
+        assert set(seen) == {v1, v2} and seen[-1] == v2
+        first_new = seen.index(v2)
+        assert v1 not in seen[first_new + 20 :]  # the old version stopped serving
         # Unload: gone from /models; an infer key cannot unload.
         r = httpx.post(f"{url}/v2/repository/models/multi/unload", headers={"x-api-key": INFER})
         assert r.status_code == 403
@@ -142,7 +160,7 @@ def test_model_control_is_off_without_an_admin_key(make_client: ClientFactory) -
 
 def test_the_watcher_loads_reloads_and_unloads(tmp_path: Path, make_client: ClientFactory) -> None:
     models = tmp_path / "models"
-    build_version(models / "multi", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
+    v1 = build_version(models / "multi", "1.0.0", "2026-01-01T00:00:00Z", 20.0)
     body = {"model": "multi", "inputs": glyphs(1).tolist()}
 
     def until(check: object, seconds: float = 10) -> None:
@@ -152,10 +170,10 @@ def test_the_watcher_loads_reloads_and_unloads(tmp_path: Path, make_client: Clie
             time.sleep(0.05)
 
     with make_client(model_dir=models, default_model=None, model_watch_s=0.1) as client:
-        assert client.post("/reconstruct", json=body).json()["version"] == "1.0.0"
+        assert client.post("/reconstruct", json=body).json()["version"] == v1
         shutil.rmtree(models / "multi")
-        build_version(models / "multi", "1.1.0", "2026-02-01T00:00:00Z", 20.0)
-        until(lambda: client.post("/reconstruct", json=body).json().get("version") == "1.1.0")
+        v11 = build_version(models / "multi", "1.1.0", "2026-02-01T00:00:00Z", 20.0)
+        until(lambda: client.post("/reconstruct", json=body).json().get("version") == v11)
         shutil.rmtree(models / "multi")
         until(lambda: client.post("/reconstruct", json=body).status_code == 404)
 
@@ -182,7 +200,7 @@ def test_api_keys_hold_on_every_path_and_never_reach_the_logs(
             ("/reconstruct", {"json": plain}),
             ("/anomaly-score", {"json": {"model": "table", "inputs": [[1, 2, 3, 4]]}}),
             ("/sample", {"json": {"model": "glyph-vae", "n": 1}}),
-            ("/reconstruct", {"json": {**plain, "version": "1.0.0-test"}}),
+            ("/reconstruct", {"json": {**plain, "binarize": False}}),  # the ASGI path
         ]
         for path, kwargs in cases:
             r = http.post(path, **kwargs)  # type: ignore[arg-type]

@@ -27,11 +27,14 @@ async def healthz() -> Response:
     responses={503: PROBLEM_RESPONSES[503]},
 )
 async def readyz(state: LoadStateDep) -> Response:
-    """Readiness: 503 until the models are loaded (and at least one serves), then 200."""
+    """Readiness: 503 until the models are loaded and the default model serves, then 200."""
     repo = state.require()
     if not repo.models:
         failed = "; ".join(f"{k}: {v}" for k, v in repo.failed.items()) or "none found"
-        raise NotReady(f"no model loaded from {repo.model_dir} (failed: {failed})")
+        raise NotReady(f"no model loaded (failed: {failed})")
+    if repo.default_name not in repo.models:
+        reason = repo.failed.get(repo.default_name or "", "not found")
+        raise NotReady(f"the default model '{repo.default_name}' is not loaded: {reason}")
     return json_response(
         {
             "status": "ready",

@@ -16,10 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.codecs.arrays import LARGE_BODY
-from service.dataplane.operations import OPERATIONS, Operation
+from service.dataplane.operations import OPERATIONS, Fields, Job, Operation
 from service.dataplane.plane import DataPlane
 from service.http.requests import read_request
 from service.http.responses import JSON, json_answer, npy_response
+from service.http.tracing import Tracing
 from service.metrics import ENDPOINT_KEY
 from service.runtime.errors import UnsupportedOperation
 
@@ -38,13 +39,40 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     path = path_of(op)
 
     async def endpoint(request: Request) -> Response:
+        tracing: Tracing | None = request.app.state.tracing
+        if tracing is not None:
+            return await traced(request, tracing)
+        return await serve(request)
+
+    async def traced(request: Request, tracing: Tracing) -> Response:
+        """:func:`serve` with the parse, queue wait, inference and encode spans."""
+        with tracing.step("parse"):
+            request.scope[ENDPOINT_KEY] = path
+            plane: DataPlane = request.app.state.plane
+            job, npy = await prepared(request, plane)
+        try:
+            fields = await plane.run(job)
+        finally:
+            tracing.job(job)
+        with tracing.step("encode"):
+            return await answer(job, fields, npy)
+
+    async def serve(request: Request) -> Response:
         request.scope[ENDPOINT_KEY] = path
         plane: DataPlane = request.app.state.plane
+        job, npy = await prepared(request, plane)
+        return await answer(job, await plane.run(job), npy)
+
+    async def prepared(request: Request, plane: DataPlane) -> tuple[Job, bool]:
+        """The request read and checked, as a job; and whether to answer .npy."""
         parsed = await read_request(request, op, plane.repository)
         runtime, options = parsed.runtime, parsed.options
-        # Image decoding and large JSON arrays are converted in the thread pool.
-        if parsed.uploads is not None or (
-            parsed.size > LARGE_BODY and isinstance(options.__dict__.get("inputs"), list)
+        # Image decoding (uploads or base64 images, whatever the body's size: a few KB of PNG
+        # can declare millions of pixels) and large bodies are converted in the thread pool.
+        if (
+            parsed.uploads is not None
+            or parsed.size > LARGE_BODY
+            or options.__dict__.get("images") is not None
         ):
             job = await run_in_threadpool(
                 plane.prepare, op, runtime, options, uploads=parsed.uploads
@@ -53,10 +81,12 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             job = plane.prepare(op, runtime, options)
         if parsed.npy and options.__dict__.get("output_format") == "png":
             raise UnsupportedOperation("output_format 'png' cannot be sent as .npy; ask for JSON")
-        fields = await plane.run(job)
-        if parsed.npy:
-            return npy_response(runtime, fields)
-        return Response(await json_answer(runtime, fields), media_type=JSON)
+        return job, parsed.npy
+
+    async def answer(job: Job, fields: Fields, npy: bool) -> Response:
+        if npy:
+            return npy_response(job.runtime, fields)
+        return Response(await json_answer(job.runtime, fields), media_type=JSON)
 
     endpoint.__name__ = op.name.replace("-", "_")
     endpoint.__doc__ = op.summary

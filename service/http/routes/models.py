@@ -13,9 +13,9 @@ from service.dataplane.plane import DataPlane
 from service.dataplane.schemas import ModelDetail, ModelList
 from service.http import webui
 from service.http.deps import PlaneDep, RepositoryDep
-from service.http.openapi import responses
+from service.http.openapi import PROBLEM_RESPONSES, responses
 from service.http.responses import json_response
-from service.runtime.errors import ModelNotFound
+from service.runtime.errors import ModelNotFound, clip
 from service.runtime.manifest import CARD_FILE
 from service.runtime.model import ModelRuntime
 
@@ -24,10 +24,31 @@ router = APIRouter(tags=["models"])
 _PLOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
 
 
+def confined(model_dir: Path, name: str) -> Path | None:
+    """``model_dir/name`` if it is a regular file inside the model directory once resolved
+    (a symlink out of it is not served, as ONNX files are not loaded through one)."""
+    try:
+        path = (model_dir / name).resolve()
+        if not path.is_relative_to(model_dir.resolve()) or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte, ...
+        return None
+    return path
+
+
+def plots_of(model_dir: Path) -> list[str]:
+    """The model's plots: PNG files named as plots, confined to its directory."""
+    return sorted(
+        p.name
+        for p in model_dir.glob("*.png")
+        if _PLOT.match(p.name) and confined(model_dir, p.name) is not None
+    )
+
+
 def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
     m = runtime.manifest
-    plots = sorted(p.name for p in runtime.model_dir.glob("*.png") if _PLOT.match(p.name))
-    card = runtime.model_dir / CARD_FILE
+    plots = plots_of(runtime.model_dir)
+    card = confined(runtime.model_dir, CARD_FILE)
     return {
         "name": m.name,
         "version": m.version,
@@ -61,7 +82,7 @@ def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
             "final_loss": m.training.final_loss,
             "command": m.training.command,
         },
-        "card": f"/models/{m.name}/card" if card.is_file() else None,
+        "card": f"/models/{m.name}/card" if card is not None else None,
         "reference": (
             f"/models/{m.name}/reference" if webui.has_reference(runtime.model_dir) else None
         ),
@@ -97,15 +118,16 @@ async def get_model(name: str, repository: RepositoryDep, plane: PlaneDep) -> Re
         200: {
             "content": {"text/markdown": {}, "text/html": {}},
             "description": "the model card",
-        }
+        },
+        404: PROBLEM_RESPONSES[404],
     },
 )
 async def get_card(
     name: str, request: Request, repository: RepositoryDep, format: str | None = None
 ) -> Response:
     """The model card: markdown, or HTML for browsers (Accept: text/html, or ?format=html)."""
-    path = repository.get(name).model_dir / CARD_FILE
-    if not path.is_file():
+    path = confined(repository.get(name).model_dir, CARD_FILE)
+    if path is None:
         raise ModelNotFound(f"model '{name}' has no {CARD_FILE}")
     vary = {"Vary": "Accept"}
     if webui.wants_html(request):
@@ -117,13 +139,17 @@ async def get_card(
 @router.get(
     "/models/{name}/files/{filename}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}, "description": "a plot of the card"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "a plot of the card"},
+        404: PROBLEM_RESPONSES[404],
+    },
 )
 async def get_plot(name: str, filename: str, repository: RepositoryDep) -> Response:
     """A plot referenced by the model card (PNG files of the model directory)."""
     model_dir: Path = repository.get(name).model_dir
-    path = model_dir / filename
-    if not _PLOT.match(filename) or not path.is_file():
-        plots = sorted(p.name for p in model_dir.glob("*.png"))
-        raise ModelNotFound(f"model '{name}' has no plot '{filename}'; plots: {plots}")
+    path = confined(model_dir, filename) if _PLOT.match(filename) else None
+    if path is None:
+        raise ModelNotFound(
+            f"model '{name}' has no plot '{clip(filename)}'; plots: {plots_of(model_dir)}"
+        )
     return FileResponse(path, media_type="image/png")
