@@ -22,10 +22,13 @@ from service.dataplane.plane import DataPlane, forward_times
 from service.dataplane.scheduler import BatchOptions
 from service.http import openapi
 from service.http.express import ExpressLane
+from service.http.grpc.server import GrpcServer
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models
+from service.http.v2 import openapi as v2_openapi
+from service.http.v2 import routes as v2_routes
 from service.metrics import Metrics
 from service.runtime import memory
 from service.runtime.repository import ModelRepository
@@ -47,12 +50,15 @@ def create_app(
     *,
     hooks: Sequence[RequestHook] = (),
     express: bool = False,
+    grpc: bool = False,
 ) -> FastAPI:
     """Build the app. Without ``settings`` they come from ``AESERVE_*`` (ConfigError if bad).
 
     ``hooks``: request hooks run for every request on every path (``service/http/policy.py``).
     ``express``: serve the common inference POSTs from uvicorn's protocol when the server runs
     :class:`~service.http.express.ExpressProtocol` (``python -m service`` does).
+    ``grpc``: the lifespan serves the Open Inference Protocol over gRPC on
+    ``AESERVE_GRPC_PORT`` (unless 0) too (``python -m service`` does).
     """
     settings = settings if settings is not None else load_settings()
     if settings.keep_large_blocks:
@@ -110,12 +116,27 @@ def create_app(
             repository.default_name,
         )
 
+    grpc_server = None
+    if grpc and settings.grpc_port:
+        grpc_server = GrpcServer(
+            plane,
+            policy,
+            host=settings.grpc_host or settings.host,
+            port=settings.grpc_port,
+            max_message=settings.max_body_bytes,
+            reuse_port=settings.workers > 1,
+        )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if grpc_server is not None:
+            await grpc_server.start()  # answers ServerLive (and 'not ready') while models load
         task = asyncio.create_task(load_models())
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop()
             await task  # a thread cannot be cancelled; let it finish before shutdown
             await plane.stop()
 
@@ -131,6 +152,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.policy = policy
     app.state.express = lane
+    app.state.grpc = grpc_server
     install_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -149,9 +171,11 @@ def create_app(
         )
     # Inference routes first: routes are matched in order.
     app.router.routes.extend(inference.routes())
+    app.router.routes.extend(v2_routes.routes())
     for module in (health, models):
         app.include_router(module.router)
     openapi.document(app)
+    v2_openapi.document(app)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app
 
@@ -166,8 +190,9 @@ def batch_options(settings: Settings) -> BatchOptions:
 
 
 def create_express_app() -> FastAPI:
-    """The app ``python -m service`` serves: settings from ``AESERVE_*``, express lane on."""
-    return create_app(express=True)
+    """The app ``python -m service`` serves: settings from ``AESERVE_*``, express lane and
+    gRPC on."""
+    return create_app(express=True, grpc=True)
 
 
 def _level(name: str) -> int:
