@@ -8,6 +8,7 @@ instead (``tests/deploy/conftest.py``).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -21,11 +22,20 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 
 
+# Test servers listen on loopback ports of this range only (shared machine).
+PORTS = range(20000, 21000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port of :data:`PORTS` that is free now."""
+    for port in random.sample(PORTS, len(PORTS)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {PORTS}")
 
 
 def wait_ready(
@@ -56,6 +66,7 @@ def live_server(model_dir: Path, command: list[str] | None = None, **env: str) -
         **os.environ,
         "AESERVE_MODEL_DIR": str(model_dir),
         "AESERVE_LOG_LEVEL": "warning",
+        "AESERVE_GRPC_PORT": "0",  # no gRPC unless a test asks for it (on a port of PORTS)
         **env,
     }
     proc = subprocess.Popen(

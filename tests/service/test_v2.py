@@ -90,9 +90,9 @@ def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str)
     if model == "table":
         for i, row in enumerate(ano["results"]):
             for part in row["contributions"]:
-                assert got["contributions"][i, FEATURES.index(part["feature"])] == part[
-                    "contribution"
-                ]
+                assert (
+                    got["contributions"][i, FEATURES.index(part["feature"])] == part["contribution"]
+                )
     if model == "glyph-denoise":
         same(got["denoised"], rest(client, "/denoise", {"model": model, "inputs": x})["outputs"])
     # decode and sample

@@ -182,7 +182,8 @@ def handler(servicer: InferenceService, policy: Policy) -> Any:
 
 
 class GrpcServer:
-    """The gRPC server of one app: started and stopped by the app's lifespan."""
+    """The gRPC server of one app: started and stopped by the app's lifespan, on its loop
+    (grpc.aio binds a server to the loop it is made on: made in :meth:`start`)."""
 
     def __init__(
         self,
@@ -194,25 +195,29 @@ class GrpcServer:
         max_message: int,
         reuse_port: bool = False,
     ) -> None:
+        self.handler = handler(InferenceService(plane), policy)
         self.address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
-        self.server = aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_message),
-                ("grpc.max_send_message_length", -1),
-                # Several uvicorn workers each serve the port; one process alone must own it.
-                ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ]
-        )
-        self.server.add_generic_rpc_handlers((handler(InferenceService(plane), policy),))
+        self.options = [
+            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_send_message_length", -1),
+            # Several uvicorn workers each serve the port; one process alone must own it.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ]
+        self.server: Any = None
         self.port = 0
 
     async def start(self) -> None:
-        self.port = self.server.add_insecure_port(self.address)
+        server = aio.server(options=self.options)
+        server.add_generic_rpc_handlers((self.handler,))
+        self.port = server.add_insecure_port(self.address)
         if self.port == 0:
             raise OSError(f"gRPC cannot listen on {self.address}")
-        await self.server.start()
+        await server.start()
+        self.server = server
         logger.info("gRPC (Open Inference Protocol) on %s", self.address)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Finish the calls in flight (at most ``grace`` seconds), refuse new ones."""
-        await self.server.stop(grace)
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop(grace)
