@@ -4,6 +4,8 @@ client (sync and asyncio) and its gRPC client. Their answers equal the REST API'
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -200,3 +203,22 @@ def test_grpc_client(server: Server) -> None:
         assert {m["name"] for m in index["models"]} >= {"glyph", "table"}
     finally:
         client.close()
+
+
+def test_kserve_sdk_rest_client(server: Server) -> None:
+    """KServe's SDK in its own process: its generated protobuf messages and tritonclient's
+    both claim ``inference.*`` in protobuf's default pool, so one process cannot import both."""
+    x = np.random.default_rng(3).random((2, 28, 28), dtype=np.float32)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("kserve_client.py")), server.url],
+        input=orjson.dumps(x.tolist()),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    got = orjson.loads(out.stdout)
+    rec = rest_json(server, "/reconstruct", {"model": "pixels28", "inputs": x.tolist()})
+    assert got["checks"] == [True, True, True]
+    assert got["id"] == "k-1"
+    assert np.array_equal(as_f32(got["x_hat"]), as_f32(rec["outputs"]))
+    assert got["score"] == rec["scores"]
