@@ -21,6 +21,25 @@ EXAMPLE = {
 }
 
 
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` written in place (OpenAPI resolves ``$ref``
+    from the document's root, where these definitions are not)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     schema = schemas.Error.model_json_schema()
     return {
@@ -44,7 +63,7 @@ def _route(
     documented.__name__ = "v2_" + "".join(c if c.isalnum() else "_" for c in path + method)
     responses: dict[int | str, dict[str, Any]] = _errors(*codes)
     if answer is not None:
-        schema = answer.model_json_schema()
+        schema = _inline(answer.model_json_schema())
         if many:
             schema = {"type": "array", "items": schema}
         responses[200] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
@@ -55,7 +74,7 @@ def _route(
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": schemas.InferenceRequest.model_json_schema(),
+                        "schema": _inline(schemas.InferenceRequest.model_json_schema()),
                         "example": EXAMPLE,
                     }
                 },
