@@ -19,6 +19,7 @@ import io
 import json
 import os
 import platform
+import random
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import v2
 from bench.models import IMAGE_MODEL, TABULAR_FEATURES, TABULAR_MODEL, build_all
 from bench.report import JSON_IMAGE, JSON_RECORD, NPY_BATCH
 
@@ -50,6 +52,11 @@ f:close()
 wrk.headers["Content-Type"] = os.getenv("BENCH_CTYPE")
 local accept = os.getenv("BENCH_ACCEPT")
 if accept ~= nil and accept ~= "" then wrk.headers["Accept"] = accept end
+local extra = os.getenv("BENCH_HEADER")
+if extra ~= nil and extra ~= "" then
+  local name, value = extra:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
+end
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) count = 0; bad = 0 end
@@ -107,10 +114,15 @@ class Report:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free loopback port of 20000-20999 (the range this shared machine leaves to us)."""
+    for port in random.sample(range(20000, 21000), 1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-20999")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -184,6 +196,7 @@ def aeserve(name: str, model_dir: Path, **env: str) -> Any:
         "AESERVE_DEFAULT_MODEL": IMAGE_MODEL,
         "AESERVE_LOG_LEVEL": "warning",
         "AESERVE_ACCESS_LOG": "false",
+        "AESERVE_GRPC_PORT": "0",  # gRPC only where the bench measures it
     }
     cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "{port}"]
     return serve(name, cmd, {**base, **env}, "/readyz")
@@ -238,6 +251,7 @@ def wrk(
     seconds: float,
     workdir: Path,
     accept: str = "",
+    header: str = "",
 ) -> dict[str, Any]:
     script = workdir / "post.lua"
     script.write_text(LUA)
@@ -252,6 +266,7 @@ def wrk(
         "BENCH_BODY": str(body),
         "BENCH_CTYPE": ctype,
         "BENCH_ACCEPT": accept,
+        "BENCH_HEADER": header,
     }
     cpu0 = cpu_seconds(server.proc.pid)
     t0 = time.perf_counter()
@@ -282,11 +297,12 @@ def run(
     accept: str = "",
     samples: int = 1,
     warmup: bool = True,
+    header: str = "",
 ) -> None:
     if warmup:  # first requests load code paths and grow onnxruntime's arena
-        wrk(server, path, body, ctype, 4, 1, workdir, accept)
+        wrk(server, path, body, ctype, 4, 1, workdir, accept, header)
     for c in concurrencies:
-        s = wrk(server, path, body, ctype, c, seconds, workdir, accept)
+        s = wrk(server, path, body, ctype, c, seconds, workdir, accept, header)
         duration = s["duration_us"] / 1e6
         n = max(1, s["requests"])
         result = Result(
@@ -461,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         with floor(model_dir) as srv:
             check_answers(srv, files)
             both(srv)
-        with aeserve("aeserve", model_dir) as srv:
+        grpc_port = free_port()
+        with aeserve("aeserve", model_dir, AESERVE_GRPC_PORT=str(grpc_port)) as srv:
             report.cold_start_s["aeserve"] = round(srv.ready_s, 2)
             check_answers(srv, files)
             both(srv)
@@ -473,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
                     body = zoo_body(model_dir, name, workdir)
                     run(report, srv, f"zoo {name} {path} JSON", path, body, json_, (16,), seconds,
                         workdir, warmup=warm)  # fmt: skip
+            # The Open Inference Protocol (bench/v2.py): v2 JSON vs REST side by side, v2 binary
+            # batches, gRPC at 16 clients.
+            v2.runs(report, srv, v2.bodies(workdir), files["image.json"], f"127.0.0.1:{grpc_port}",
+                    1 if quick else V2_ROUNDS, seconds, workdir, warm)  # fmt: skip
             rss, hwm = rss_mb(srv.proc.pid)
             report.memory = {"rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1),
                              "models": len(list(model_dir.iterdir()))}  # fmt: skip
@@ -494,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # Rounds of the side-by-side measurement: one round's ratio moved 7.6-12.6x within a run.
 PAIRED_ROUNDS = 5
+# Rounds of v2 JSON vs REST on the same server (one server: the two see the same machine).
+V2_ROUNDS = 3
 
 
 def paired(

@@ -183,7 +183,7 @@ def _sample_outputs(runtime: ModelRuntime) -> dict[str, Operation]:
 
 def plan(
     runtime: ModelRuntime, request: InferRequest
-) -> tuple[str, list[tuple[Operation, set[str]]]]:
+) -> tuple[str, list[tuple[Operation, list[str]]]]:
     """The input used (``x``, ``z`` or ``""`` for sampling) and the operations to run, each
     with the outputs it gives (in the order of the outputs asked)."""
     names = list(request.inputs)
@@ -214,17 +214,17 @@ def plan(
         )
     # score comes from anomaly-score when that runs anyway, else from reconstruct.
     anomaly = any(offered[w] is ANOMALY_SCORE and w != "score" for w in wanted)
-    ops: dict[str, tuple[Operation, set[str]]] = {}
+    ops: dict[str, tuple[Operation, list[str]]] = {}
     for name in wanted:
         op = ANOMALY_SCORE if name == "score" and anomaly else offered[name]
-        ops.setdefault(op.name, (op, set()))[1].add(name)
+        ops.setdefault(op.name, (op, []))[1].append(name)
     return given, list(ops.values())
 
 
 def options_for(
     op: Operation,
     runtime: ModelRuntime,
-    outputs: set[str],
+    outputs: list[str],
     parameters: Mapping[str, Any],
     inputs: Array | None,
 ) -> Any:
@@ -264,22 +264,37 @@ async def infer(plane: DataPlane, runtime: ModelRuntime, request: InferRequest) 
         )
         for op, outs in ops
     ]
-    results = await asyncio.gather(*(plane.run(job) for _, _, job in jobs), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    if len(jobs) == 1:  # one operation: no gather (the common case)
+        answers = [await plane.run(jobs[0][2])]
+    else:
+        results = await asyncio.gather(
+            *(plane.run(job) for _, _, job in jobs), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        answers = [r for r in results if not isinstance(r, BaseException)]
+    return answer(runtime, request, [(op, outs) for op, outs, _ in jobs], answers)
+
+
+def answer(
+    runtime: ModelRuntime,
+    request: InferRequest,
+    ops: list[tuple[Operation, list[str]]],
+    results: list[Fields],
+) -> InferResponse:
+    """The v2 answer from the operations' answer fields: the outputs in the order asked."""
     tensors: dict[str, Array] = {}
     parameters: dict[str, Any] = {}
-    for (op, outs, _), result in zip(jobs, results, strict=True):
-        assert not isinstance(result, BaseException)
+    for (op, outs), result in zip(ops, results, strict=True):
         tensors.update(_tensors(runtime, outs, result))
         if op is SAMPLE:
             parameters["seed"] = result["seed"]
-    order = request.outputs if request.outputs is not None else list(tensors)
+    order = request.outputs if request.outputs is not None else [n for _, o in ops for n in o]
     return InferResponse(runtime, request.id, [(n, tensors[n]) for n in order], parameters)
 
 
-def _tensors(runtime: ModelRuntime, wanted: set[str], f: Fields) -> dict[str, Array]:
+def _tensors(runtime: ModelRuntime, wanted: list[str], f: Fields) -> dict[str, Array]:
     out: dict[str, Array] = {}
     for name in wanted:
         if name in ("z", "mu"):

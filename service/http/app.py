@@ -27,6 +27,7 @@ from service.http.middleware import RequestContextMiddleware
 from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models
+from service.http.v2 import express as v2_express
 from service.http.v2 import openapi as v2_openapi
 from service.http.v2 import routes as v2_routes
 from service.metrics import Metrics
@@ -78,6 +79,7 @@ def create_app(
         cors=bool(settings.cors_origins),
         enabled=express and settings.fast_path and batching is not None,
     )
+    v2_express.install(lane)  # plain v2 inference through the lane too
 
     async def load_models() -> None:
         try:
