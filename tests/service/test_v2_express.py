@@ -22,6 +22,11 @@ def x(model: str, data: Any, shape: list[int], name: str = "x", **extra: Any) ->
     return {"name": name, "shape": shape, "datatype": "FP32", "data": data, **extra}
 
 
+def just(output: str, data: Any, shape: list[int]) -> dict[str, Any]:
+    """A body with input x asking for one output."""
+    return {"inputs": [x("m", data, shape)], "outputs": [{"name": output}]}
+
+
 G = glyphs(2)
 G_FLAT = G.ravel().tolist()
 Z = np.zeros((1, 784)).ravel().tolist()
@@ -40,7 +45,10 @@ CASES: list[tuple[str, Any, bool]] = [
     ),
     (
         INFER.format("glyph-vae"),
-        {"inputs": [x("v", G.tolist(), [2, 7, 5])], "outputs": [{"name": "mu"}, {"name": "logvar"}]},
+        {
+            "inputs": [x("v", G.tolist(), [2, 7, 5])],
+            "outputs": [{"name": "mu"}, {"name": "logvar"}],
+        },
         True,
     ),
     (
@@ -59,16 +67,15 @@ CASES: list[tuple[str, Any, bool]] = [
     # Not the plain case, or an error: the full path answers, the same bytes.
     (
         INFER.format("glyph"),
-        {"inputs": [x("glyph", G_FLAT, [2, 35])], "outputs": [{"name": "x_hat"}],
-         "parameters": {"binarize": True}},
+        {**just("z", G_FLAT, [2, 35]), "parameters": {"binarize": True}},
         False,
-    ),  # fmt: skip
-    (INFER.format("nope"), {"inputs": [x("n", G_FLAT, [2, 35])], "outputs": [{"name": "z"}]}, False),
-    (INFER.format("glyph"), {"inputs": [x("g", [2.0] * 35, [1, 35])], "outputs": [{"name": "z"}]}, False),
-    (INFER.format("glyph"), {"inputs": [x("g", [1.0] * 3, [1, 3])], "outputs": [{"name": "z"}]}, False),
-    (INFER.format("glyph"), {"inputs": [x("g", G_FLAT, [2, 35])], "outputs": [{"name": "?"}]}, False),
+    ),
+    (INFER.format("nope"), just("z", G_FLAT, [2, 35]), False),
+    (INFER.format("glyph"), just("z", [2.0] * 35, [1, 35]), False),
+    (INFER.format("glyph"), just("z", [1.0] * 3, [1, 3]), False),
+    (INFER.format("glyph"), just("?", G_FLAT, [2, 35]), False),
     (INFER.format("glyph"), [1], False),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
