@@ -117,7 +117,6 @@ def routes() -> list[APIRoute]:
                 400,
                 404,
                 413,
-                415,
                 422,
                 503,
                 body=True,

@@ -24,14 +24,11 @@ from service.dataplane import v2
 from service.dataplane.plane import DataPlane
 from service.http.v2 import wire
 from service.metrics import ENDPOINT_KEY, MODEL_KEY
-from service.runtime.errors import UnsupportedMediaType
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
 PREFIX = "/v2"
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
-# Media types an inference body may declare (tritonclient's sync client declares none).
-_BODY_TYPES = ("", JSON, OCTETS)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -94,12 +91,9 @@ def _endpoint(template: str) -> Endpoint:
         plane = _plane(request)
         runtime = _model(request)
         headers = request.headers
-        ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if ctype not in _BODY_TYPES and not ctype.endswith("+json"):
-            raise UnsupportedMediaType(
-                f"content type '{ctype}' is not supported; send {JSON} (or any type, or none, "
-                "with the binary tensor extension's Inference-Header-Content-Length)"
-            )
+        # Any Content-Type, or none, as Triton and KServe read it: the body is JSON, or JSON
+        # and binary buffers (Inference-Header-Content-Length); tritonclient's sync client sends
+        # no type and `curl -d` a form type.
         body = await request.body()
         encoding = headers.get("content-encoding")
         limit = request.app.state.policy.max_body_bytes
