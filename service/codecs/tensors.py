@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+import simdjson
 
+from service.codecs.flatjson import exact32
 from service.runtime.errors import BadRequest, InvalidInput
 
 # v2 datatypes numpy can hold (little-endian, as the protocol sends them). BF16 and BYTES are
@@ -185,3 +187,91 @@ def encode_body(header: dict[str, Any], buffers: Sequence[bytes]) -> tuple[bytes
     if not buffers:
         return head, None
     return b"".join([head, *buffers]), len(head)
+
+
+# -- the plain JSON request, parsed by simdjson ---------------------------------------------------
+
+_PARSER = simdjson.Parser()
+_PLAIN_KEYS = frozenset(("inputs", "outputs", "id"))
+_TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data"))
+
+
+def _brackets(body: bytes | bytearray, most: int) -> int:
+    """How many ``[`` the body holds, counting no further than ``most`` (memchr by find)."""
+    at, count = -1, 0
+    while count < most:
+        at = body.find(b"[", at + 1)
+        if at < 0:
+            break
+        count += 1
+    return count
+
+
+class Plain:
+    """A plain v2 request: one FP32 input with JSON ``data``, outputs by name only, no
+    parameters (what the express lane takes)."""
+
+    __slots__ = ("array", "id", "name", "outputs")
+
+    def __init__(self, name: str, array: Array, outputs: list[str] | None, rid: str | None):
+        self.name = name
+        self.array = array
+        self.outputs = outputs
+        self.id = rid
+
+
+def plain(body: bytes | bytearray) -> Plain | None:
+    """The plain request of ``body``, its data parsed by simdjson straight into numpy (the
+    values :func:`from_data` gives: numbers correctly rounded, checked within +-2**53 before the
+    cast to FP32); None for any other body."""
+    doc = inputs = tensor = data = outputs = None
+    try:
+        doc = _PARSER.parse(body)
+        if not isinstance(doc, simdjson.Object) or not set(doc.keys()) <= _PLAIN_KEYS:
+            return None
+        rid = doc.get("id")
+        inputs = doc.get("inputs")
+        if (rid is not None and type(rid) is not str) or not isinstance(inputs, simdjson.Array):
+            return None
+        if len(inputs) != 1:
+            return None
+        tensor = inputs[0]
+        if not isinstance(tensor, simdjson.Object) or set(tensor.keys()) != _TENSOR_KEYS:
+            return None
+        name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
+        if type(name) is not str or datatype != "FP32" or not isinstance(shape, simdjson.Array):
+            return None
+        dims = shape.as_list()
+        data = tensor["data"]
+        if not isinstance(data, simdjson.Array):
+            return None
+        names: list[str] | None = None
+        outputs = doc.get("outputs")
+        # Flat data: the body's only arrays are inputs, shape, data and outputs (as_buffer
+        # would flatten nested, even ragged, data; np.asarray would not).
+        arrays = 3 + (outputs is not None)
+        if _brackets(body, arrays + 1) != arrays:
+            return None
+        flat = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
+        if outputs is not None:
+            if not isinstance(outputs, simdjson.Array):
+                return None
+            names = []
+            for item in outputs.as_list():
+                if (
+                    type(item) is not dict
+                    or item.keys() != {"name"}
+                    or type(item["name"]) is not str
+                ):
+                    return None
+                names.append(item["name"])
+    except (ValueError, TypeError, RuntimeError, KeyError):
+        return None
+    finally:
+        doc = inputs = tensor = data = outputs = None  # the parser is reused: proxies must go
+    if not all(type(d) is int and d >= 0 for d in dims) or math.prod(dims) != flat.size:
+        return None
+    x = exact32(flat)
+    if x is None:
+        return None
+    return Plain(name, x.reshape(dims), names, rid)

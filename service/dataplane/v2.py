@@ -29,6 +29,7 @@ as every REST request, so the numbers are the REST answers' bit for bit.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from pydantic import ValidationError
 
 from service.dataplane.operations import (
     ANOMALY_SCORE,
+    BY_NAME,
     DECODE,
     DENOISE,
     ENCODE,
@@ -161,7 +163,9 @@ def index(repository: ModelRepository) -> list[dict[str, Any]]:
 # -- the plan: which operations run ------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _sample_outputs(runtime: ModelRuntime) -> dict[str, Operation]:
+    """The outputs of input ``x`` and their operations (once per model: read-only)."""
     by_name: dict[str, Operation] = {}
     if runtime.is_vae:
         by_name["mu"] = by_name["logvar"] = ENCODE
@@ -186,11 +190,19 @@ def plan(
 ) -> tuple[str, list[tuple[Operation, list[str]]]]:
     """The input used (``x``, ``z`` or ``""`` for sampling) and the operations to run, each
     with the outputs it gives (in the order of the outputs asked)."""
-    names = list(request.inputs)
+    outputs = tuple(request.outputs) if request.outputs is not None else None
+    return _plan(runtime, tuple(request.inputs), outputs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(
+    runtime: ModelRuntime, names: tuple[str, ...], outputs: tuple[str, ...] | None
+) -> tuple[str, list[tuple[Operation, list[str]]]]:
+    """:func:`plan` by model, input names and outputs (once each: read-only)."""
     unknown = [n for n in names if n not in (SAMPLES, LATENTS)]
     if unknown or len(names) > 1:
         raise InvalidInput(
-            f"inputs are {names}; model '{runtime.name}' takes one input: '{SAMPLES}' "
+            f"inputs are {list(names)}; model '{runtime.name}' takes one input: '{SAMPLES}' "
             f"[-1, {', '.join(map(str, runtime.shape))}] (samples) or '{LATENTS}' "
             f"[-1, {runtime.latent_dim}] (latents to decode), or none to sample"
         )
@@ -202,7 +214,7 @@ def plan(
         offered = {"x_hat": DECODE}
     else:
         offered = {"z": SAMPLE, "x_hat": SAMPLE}
-    wanted = request.outputs if request.outputs is not None else list(offered)
+    wanted = list(outputs) if outputs is not None else list(offered)
     if len(set(wanted)) != len(wanted):
         raise InvalidInput(f"outputs {wanted} name an output more than once")
     missing = [o for o in wanted if o not in offered]
@@ -230,6 +242,11 @@ def options_for(
 ) -> Any:
     """The operation's REST options: its parameters (by REST name), its inputs, the answer
     fields its outputs need; validated by the operation's schema (the REST messages)."""
+    if not parameters:  # the options of no parameters, validated once per model and outputs
+        base = _plain_options(op.name, runtime, tuple(outputs))
+        if inputs is None:
+            return base
+        return base.model_copy(update={"latents" if op is DECODE else "inputs": inputs})
     fields = op.options.model_fields
     data: dict[str, Any] = {k: v for k, v in parameters.items() if k in fields and k != "model"}
     for form in ("inputs", "images", "records", "latents", "return_logvar", "top_features"):
@@ -246,6 +263,19 @@ def options_for(
         return op.options.model_validate(data)
     except ValidationError as exc:  # the REST API's message, naming the parameter
         raise invalid_fields(list(exc.errors()), "parameters") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_options(name: str, runtime: ModelRuntime, outputs: tuple[str, ...]) -> Any:
+    op = BY_NAME[name]
+    data: dict[str, Any] = {}
+    if op is ENCODE:
+        data["return_logvar"] = "logvar" in outputs
+    if op is ANOMALY_SCORE and "contributions" in outputs:
+        data["top_features"] = runtime.size
+    if op is DECODE:
+        data["latents"] = []
+    return op.options.model_validate(data)
 
 
 # -- running it ---------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ hooks), parses the body in the protocol callback and submits a job to the model'
 whose reply writes the 200 answer in one write. Metrics and the access log go through the same
 :class:`~service.http.policy.Policy` as every other request.
 
+Other transports add their plain requests with :meth:`ExpressLane.add_route` (an
+:class:`ExpressRoute`: it matches raw paths, makes the job and writes the answer; the v2
+protocol's infer, ``service/http/v2/express.py``), under the same conditions and policy.
+
 The lane answers only 200s. Whatever it does not take falls back to the full ASGI path exactly
 as uvicorn would have sent it, body included, and the app answers it (problem+json, request id,
 metrics): a body that does not parse, other options, an unknown model, a refusal by the policy

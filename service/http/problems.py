@@ -1,8 +1,10 @@
 """The ONE place errors become HTTP answers: RFC 9457 ``application/problem+json``.
 
 Domain errors (``service.runtime.errors``) carry an HTTP-neutral kind; :data:`STATUS` maps each
-kind to its status here. FastAPI's own validation errors, Starlette's 404/405 and anything
-unhandled (a 500 naming the request id) are rendered the same way.
+kind to its status here. Under ``/v2`` (the Open Inference Protocol) the same errors are written
+in that protocol's shape, ``{"error": detail}``; the gRPC transport maps the kinds to its status
+codes (``service/http/grpc/server.py``). FastAPI's own validation errors, Starlette's 404/405
+and anything unhandled (a 500 naming the request id) are rendered the same way.
 """
 
 from __future__ import annotations

@@ -45,11 +45,13 @@ CASES: list[tuple[str, Any, bool]] = [
     ),
     (
         INFER.format("glyph-vae"),
-        {
-            "inputs": [x("v", G.tolist(), [2, 7, 5])],
-            "outputs": [{"name": "mu"}, {"name": "logvar"}],
-        },
+        {"inputs": [x("v", G_FLAT, [2, 7, 5])], "outputs": [{"name": "mu"}, {"name": "logvar"}]},
         True,
+    ),
+    (  # nested data: the full path (the lane reads flat data only)
+        INFER.format("glyph-vae"),
+        {"inputs": [x("v", G.tolist(), [2, 7, 5])], "outputs": [{"name": "mu"}]},
+        False,
     ),
     (
         INFER.format("table"),

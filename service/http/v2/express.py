@@ -13,19 +13,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
 from service.codecs import tensors
-from service.dataplane import v2
-from service.dataplane.operations import Fields, Job
+from service.dataplane import tabular, v2
+from service.dataplane.operations import ANOMALY_SCORE, Fields, Job
 from service.http.express import Answer, Decline, ExpressLane
 from service.http.v2 import wire
 from service.http.v2.routes import MODEL
 
 # /v2/models/<name>/infer, a name without escapes (the lane sees raw paths).
 _PATH = re.compile(rb"^/v2/models/([a-z0-9][a-z0-9._-]*)/infer$")
-_INPUT_KEYS = frozenset(("name", "shape", "datatype", "data"))
-_BODY_KEYS = frozenset(("inputs", "outputs", "id"))
 
 
 class V2Infer:
@@ -38,42 +34,35 @@ class V2Infer:
 
     def job(self, lane: ExpressLane, path: bytes, body: bytearray) -> tuple[Job, Answer]:
         match = _PATH.match(path)
-        data = orjson.loads(body)
-        if match is None or type(data) is not dict or not data.keys() <= _BODY_KEYS:
-            raise Decline
-        inputs, outputs, rid = data.get("inputs"), data.get("outputs"), data.get("id")
-        if (
-            type(inputs) is not list
-            or len(inputs) != 1
-            or (rid is not None and type(rid) is not str)
-        ):
-            raise Decline
-        tensor = inputs[0]
-        if type(tensor) is not dict or tensor.keys() != _INPUT_KEYS or tensor["datatype"] != "FP32":
-            raise Decline
-        names: list[str] | None = None
-        if outputs is not None:
-            if type(outputs) is not list or not all(
-                type(o) is dict and o.keys() == {"name"} and type(o["name"]) is str for o in outputs
-            ):
-                raise Decline
-            names = [o["name"] for o in outputs]
-        name = tensor["name"]
-        if type(name) is not str:
+        read = tensors.plain(body)  # simdjson straight into numpy, plain bodies only
+        if match is None or read is None:
             raise Decline
         runtime = lane.plane.repository.get(match.group(1).decode("ascii"))
-        array = tensors.from_data(name, "FP32", tensor["shape"], tensor["data"])
-        request = v2.InferRequest(runtime.name, None, rid, {}, {name: array}, names)
+        request = v2.InferRequest(
+            runtime.name, None, read.id, {}, {read.name: read.array}, read.outputs
+        )
         _, ops = v2.plan(runtime, request)
         if len(ops) != 1:
             raise Decline
         op, outs = ops[0]
-        options = v2.options_for(op, runtime, outs, {}, array)
-        job = lane.plane.prepare(op, runtime, options)
-        read = wire.ReadRequest(request, set(), False)
+        # As prepare() makes it for these options (no parameters: nothing but the inputs to
+        # check), without copying the options to carry the inputs the job holds anyway.
+        options = v2.options_for(op, runtime, outs, {}, None)
+        op.check(runtime, options, lane.plane.context)
+        if op.takes == "latents":
+            x = runtime.check_latents(read.array)
+        elif op.takes == "samples":
+            x = runtime.shaped(read.array)
+        else:
+            raise Decline
+        job = Job(op, runtime, options, x, len(x))
+        if op is ANOMALY_SCORE and runtime.kind == "tabular":
+            tabular.check_finite(runtime, x, records=False)  # naming the feature, as prepare
+            job.finite = True
+        wanted = wire.ReadRequest(request, set(), False)
 
         def answer(fields: Fields) -> bytes:
-            body, _ = wire.write(v2.answer(runtime, request, [(op, outs)], [fields]), read)
+            body, _ = wire.write(v2.answer(runtime, request, [(op, outs)], [fields]), wanted)
             return body
 
         return job, answer
