@@ -208,22 +208,36 @@ def _brackets(body: bytes | bytearray, most: int) -> int:
 
 
 class Plain:
-    """A plain v2 request: one FP32 input with JSON ``data``, outputs by name only, no
-    parameters (what the express lane takes)."""
+    """A plain v2 request: one FP32 input with flat JSON ``data``, outputs by name only, no
+    parameters (what the express lane takes). ``wide``: the data as float64, as parsed;
+    :meth:`array` gives the FP32 tensor (None beyond +-2**53)."""
 
-    __slots__ = ("array", "id", "name", "outputs")
+    __slots__ = ("dims", "id", "name", "outputs", "wide")
 
-    def __init__(self, name: str, array: Array, outputs: list[str] | None, rid: str | None):
+    def __init__(
+        self,
+        name: str,
+        dims: list[int],
+        wide: npt.NDArray[np.float64],
+        outputs: list[str] | None,
+        rid: str | None,
+    ) -> None:
         self.name = name
-        self.array = array
+        self.dims = dims
+        self.wide = wide
         self.outputs = outputs
         self.id = rid
 
+    def array(self) -> Array | None:
+        """The FP32 tensor (:func:`from_data`'s values), or None when some value is beyond
+        +-2**53 (then :func:`from_data` decides how such integers round)."""
+        x = exact32(self.wide)
+        return None if x is None else x.reshape(self.dims)
+
 
 def plain(body: bytes | bytearray) -> Plain | None:
-    """The plain request of ``body``, its data parsed by simdjson straight into numpy (the
-    values :func:`from_data` gives: numbers correctly rounded, checked within +-2**53 before the
-    cast to FP32); None for any other body."""
+    """The plain request of ``body``, its data parsed by simdjson straight into float64 numpy
+    (numbers correctly rounded, as orjson and numpy read them); None for any other body."""
     doc = inputs = tensor = data = outputs = None
     try:
         doc = _PARSER.parse(body)
@@ -271,7 +285,4 @@ def plain(body: bytes | bytearray) -> Plain | None:
         doc = inputs = tensor = data = outputs = None  # the parser is reused: proxies must go
     if not all(type(d) is int and d >= 0 for d in dims) or math.prod(dims) != flat.size:
         return None
-    x = exact32(flat)
-    if x is None:
-        return None
-    return Plain(name, x.reshape(dims), names, rid)
+    return Plain(name, dims, flat, names, rid)
