@@ -19,8 +19,8 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.all: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+$(VENV)/.all: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[train,dev]' -e clients/python
 	touch $@ $(VENV)/.runtime
 
 ## serve: serve the shipped model zoo on port $(PORT)
@@ -35,11 +35,12 @@ sysdeps:
 data: $(VENV)/.all
 	@bash scripts/fetch-data.sh
 
-## lint: ruff + mypy (service/ and aeserve/ strict) + the import-layer contracts of service/
+## lint: ruff + mypy (service/, aeserve/ and the client strict) + the import-layer contracts of service/
 lint: $(VENV)/.all
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service aeserve
+	$(BIN)/mypy --strict clients/python/src
 	$(BIN)/lint-imports
 
 ## test: lint + the whole pytest suite

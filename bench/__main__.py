@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import v2
 from bench.models import IMAGE_MODEL, TABULAR_FEATURES, TABULAR_MODEL, build_all
 from bench.report import JSON_IMAGE, JSON_RECORD, NPY_BATCH
 
@@ -51,8 +52,11 @@ f:close()
 wrk.headers["Content-Type"] = os.getenv("BENCH_CTYPE")
 local accept = os.getenv("BENCH_ACCEPT")
 if accept ~= nil and accept ~= "" then wrk.headers["Accept"] = accept end
-local auth = os.getenv("BENCH_AUTH")
-if auth ~= nil and auth ~= "" then wrk.headers["Authorization"] = auth end
+local extra = os.getenv("BENCH_HEADER")
+if extra ~= nil and extra ~= "" then
+  local name, value = extra:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
+end
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) count = 0; bad = 0 end
@@ -192,6 +196,7 @@ def aeserve(name: str, model_dir: Path, **env: str) -> Any:
         "AESERVE_DEFAULT_MODEL": IMAGE_MODEL,
         "AESERVE_LOG_LEVEL": "warning",
         "AESERVE_ACCESS_LOG": "false",
+        "AESERVE_GRPC_PORT": "0",  # gRPC only where the bench measures it
     }
     cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "{port}"]
     return serve(name, cmd, {**base, **env}, "/readyz")
@@ -246,7 +251,7 @@ def wrk(
     seconds: float,
     workdir: Path,
     accept: str = "",
-    auth: str = "",
+    header: str = "",
 ) -> dict[str, Any]:
     script = workdir / "post.lua"
     script.write_text(LUA)
@@ -261,7 +266,7 @@ def wrk(
         "BENCH_BODY": str(body),
         "BENCH_CTYPE": ctype,
         "BENCH_ACCEPT": accept,
-        "BENCH_AUTH": auth,
+        "BENCH_HEADER": header,
     }
     cpu0 = cpu_seconds(server.proc.pid)
     t0 = time.perf_counter()
@@ -292,12 +297,12 @@ def run(
     accept: str = "",
     samples: int = 1,
     warmup: bool = True,
-    auth: str = "",
+    header: str = "",
 ) -> None:
     if warmup:  # first requests load code paths and grow onnxruntime's arena
-        wrk(server, path, body, ctype, 4, 1, workdir, accept, auth)
+        wrk(server, path, body, ctype, 4, 1, workdir, accept, header)
     for c in concurrencies:
-        s = wrk(server, path, body, ctype, c, seconds, workdir, accept, auth)
+        s = wrk(server, path, body, ctype, c, seconds, workdir, accept, header)
         duration = s["duration_us"] / 1e6
         n = max(1, s["requests"])
         result = Result(
@@ -472,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         with floor(model_dir) as srv:
             check_answers(srv, files)
             both(srv)
-        with aeserve("aeserve", model_dir) as srv:
+        grpc_port = free_port()
+        with aeserve("aeserve", model_dir, AESERVE_GRPC_PORT=str(grpc_port)) as srv:
             report.cold_start_s["aeserve"] = round(srv.ready_s, 2)
             check_answers(srv, files)
             both(srv)
@@ -487,13 +493,18 @@ def main(argv: list[str] | None = None) -> int:
             if not quick:  # overload: 1,024 connections; beyond the queue bounds, 503s
                 run(report, srv, OVERLOAD, "/reconstruct", files["image.json"], json_, (1024,),
                     seconds, workdir, warmup=False)  # fmt: skip
+            # The Open Inference Protocol (bench/v2.py): v2 JSON vs REST side by side, v2 binary
+            # batches, gRPC at 16 clients.
+            v2.runs(report, srv, v2.bodies(workdir), files["image.json"], f"127.0.0.1:{grpc_port}",
+                    1 if quick else V2_ROUNDS, seconds, workdir, warm)  # fmt: skip
             rss, hwm = rss_mb(srv.proc.pid)
             report.memory = {"rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1),
                              "models": len(list(model_dir.iterdir()))}  # fmt: skip
         # API keys on (every request checked by the request hook, express lane included).
         with aeserve("aeserve-keys", model_dir, AESERVE_API_KEYS=f"{BENCH_KEY}:infer") as srv:
+            auth = f"Authorization: Bearer {BENCH_KEY}"
             run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, (16,),
-                seconds, workdir, warmup=warm, auth=f"Bearer {BENCH_KEY}")  # fmt: skip
+                seconds, workdir, warmup=warm, header=auth)  # fmt: skip
         with aeserve("aeserve-nobatch", model_dir, AESERVE_BATCHING="false") as srv:
             run(report, srv, JSON_IMAGE, "/reconstruct", files["image.json"], json_, conc,
                 seconds, workdir, warmup=warm)  # fmt: skip
@@ -518,6 +529,8 @@ OVERLOAD = "overload: JSON image, 1,024 connections"
 
 # Rounds of the side-by-side measurement: one round's ratio moved 7.6-12.6x within a run.
 PAIRED_ROUNDS = 5
+# Rounds of v2 JSON vs REST on the same server (one server: the two see the same machine).
+V2_ROUNDS = 3
 
 
 def paired(

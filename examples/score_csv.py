@@ -7,7 +7,9 @@ The input CSV has a header; every feature of the model (see GET /models/{name}) 
 column (extra columns such as a label are ignored; --id-column is sent as each record's id).
 The output has one row per input row: id, score, percentile, threshold, is_anomaly and the
 top contributing features as ``feature:share`` pairs separated by ";" (feature names may hold
-spaces), and the model version. Needs httpx (``pip install httpx``).
+spaces), and the model version. Uses aeserve's client (``pip install clients/python``): the
+API key (``--api-key`` or ``AESERVE_API_KEY``), retries on 503 with Retry-After, problem
+details as errors.
 Exit status: 0 when every batch was scored, 1 on an error answer (its problem detail printed).
 """
 
@@ -15,20 +17,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+from aeserve_client import ApiError, Client, TransportError
 
 
-def features_of(client: httpx.Client, model: str) -> list[str]:
+def features_of(client: Client, model: str) -> list[str]:
     """The model's feature names, in order, from GET /models/{name}."""
-    r = client.get(f"/models/{model}")
-    r.raise_for_status()
-    names = r.json()["input"].get("features")
+    names = client.model(model)["input"].get("features")
     if not names:
         raise SystemExit(f"model {model!r} is not a tabular model")
     return list(names)
@@ -73,10 +74,11 @@ def score_file(
     batch_size: int = 256,
     top: int = 3,
     timeout: float = 30.0,
+    api_key: str | None = None,
 ) -> dict[str, int]:
     """Score ``src`` into ``dst``; returns counts (rows, flagged, requests)."""
     counts = {"rows": 0, "flagged": 0, "requests": 0}
-    with httpx.Client(base_url=url, timeout=timeout) as client:
+    with Client(url, timeout=timeout, api_key=api_key) as client:
         features = features_of(client, model)
         with dst.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
@@ -84,14 +86,9 @@ def score_file(
                 ["id", "score", "percentile", "threshold", "is_anomaly", "top_features", "version"]
             )
             for records in batches(src, features, id_column, batch_size):
-                body = {"model": model, "records": records, "top_features": top}
-                r = client.post("/anomaly-score", json=body)
+                answer = client.anomaly_score(model=model, records=records, top_features=top)
                 counts["requests"] += 1
-                if r.status_code != 200:
-                    detail = r.json().get("detail", r.text) if r.content else r.reason_phrase
-                    raise RuntimeError(f"HTTP {r.status_code}: {detail}")
-                answer = r.json()
-                for res in answer["results"]:
+                for res in answer.results or []:
                     top_list = ";".join(
                         f"{c['feature']}:{c['share']:.3f}" for c in res["contributions"]
                     )
@@ -103,7 +100,7 @@ def score_file(
                             f"{res['threshold']:.6g}",
                             int(res["is_anomaly"]),
                             top_list,
-                            answer["version"],
+                            answer.version,
                         ]
                     )
                     counts["rows"] += 1
@@ -121,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256, help="records per request")
     p.add_argument("--top", type=int, default=3, help="top contributing features per row")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    p.add_argument("--api-key", default=os.environ.get("AESERVE_API_KEY"), help="API key")
     args = p.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -133,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             top=args.top,
             timeout=args.timeout,
+            api_key=args.api_key,
         )
-    except (RuntimeError, httpx.HTTPError) as exc:
+    except (ApiError, TransportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     took = time.perf_counter() - started

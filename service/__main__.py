@@ -1,4 +1,5 @@
-"""``python -m service [--host H] [--port P] [--workers W]``: uvicorn with the app factory.
+"""``python -m service [--host H] [--port P] [--workers W] [--grpc-port G] [--kserve]``: uvicorn
+with the app factory (HTTP, and the Open Inference Protocol over gRPC on its own port).
 
 Every setting comes from ``AESERVE_*`` environment variables; the flags override host, port and
 workers. A bad setting exits with status 2 and a message naming it.
@@ -23,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="bind address (AESERVE_HOST, default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="TCP port (AESERVE_PORT, default 8000)")
     parser.add_argument("--workers", type=int, help="worker processes (AESERVE_WORKERS, 1)")
+    parser.add_argument("--grpc-port", type=int, help="gRPC port (AESERVE_GRPC_PORT, 8001; 0: off)")
+    parser.add_argument(
+        "--kserve",
+        action="store_true",
+        default=None,
+        help="KServe's contract: HTTP 8080, gRPC 9000, models from /mnt/models (AESERVE_KSERVE)",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:

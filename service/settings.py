@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ENV_PREFIX = "AESERVE_"
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# AESERVE_KSERVE=true: KServe's custom-runtime contract, where nothing else is set.
+KSERVE_DEFAULTS = {"port": 8080, "grpc_port": 9000, "model_dir": "/mnt/models"}
+_TRUE = ("1", "true", "yes", "on")
 
 
 class ConfigError(ValueError):
@@ -231,6 +234,27 @@ class Settings(BaseSettings):
                 f"in '{self.model_dir}'"
             )
         return self
+
+    # -- the Open Inference Protocol (issue 13) -------------------------------------------------
+
+    grpc_port: int = Field(8001, ge=0, le=65535)
+    """Port of the gRPC Open Inference Protocol service (``inference.GRPCInferenceService``),
+    started with the app by ``python -m service``; 0: no gRPC. KServe mode: 9000."""
+
+    grpc_host: str | None = None
+    """Interface the gRPC service binds to; unset: the same as ``host``."""
+
+    kserve: bool = False
+    """KServe's custom-runtime contract: HTTP on 8080, gRPC on 9000 and models from
+    ``/mnt/models``, each unless set explicitly; readiness on ``/v2/health/ready``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kserve_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and str(data.get("kserve", "")).lower() in _TRUE:
+            for key, value in KSERVE_DEFAULTS.items():
+                data.setdefault(key, value)
+        return data
 
 
 def read_keys_file(path: Path) -> list[tuple[bytes, str]]:

@@ -22,8 +22,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 
 
-# Loopback ports the tests may use (this shared machine gives the project 21000-21999).
-PORTS = range(21000, 22000)
+# Loopback ports the tests may use (this shared machine leaves the project 20000-21999).
+PORTS = range(20000, 22000)
 
 
 def free_port() -> int:
@@ -88,6 +88,7 @@ def live_server(
         **os.environ,
         "AESERVE_MODEL_DIR": str(model_dir),
         "AESERVE_LOG_LEVEL": "warning",
+        "AESERVE_GRPC_PORT": "0",  # no gRPC unless a test asks for it (on a port of PORTS)
         **env,
     }
     proc = subprocess.Popen(

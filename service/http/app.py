@@ -23,6 +23,7 @@ from service.dataplane.plane import DataPlane, forward_times
 from service.dataplane.scheduler import BatchOptions
 from service.http import openapi
 from service.http.express import ExpressLane
+from service.http.grpc.server import GrpcServer
 from service.http.keys import ApiKeys
 from service.http.limits import ConnectionLimits
 from service.http.middleware import RequestContextMiddleware
@@ -30,6 +31,9 @@ from service.http.policy import Policy, RequestHook
 from service.http.problems import install_handlers
 from service.http.routes import health, inference, models, repository
 from service.http.tracing import Tracing
+from service.http.v2 import express as v2_express
+from service.http.v2 import openapi as v2_openapi
+from service.http.v2 import routes as v2_routes
 from service.http.webui import install_webui
 from service.metrics import Metrics
 from service.runtime import memory
@@ -54,12 +58,15 @@ def create_app(
     *,
     hooks: Sequence[RequestHook] = (),
     express: bool = False,
+    grpc: bool = False,
 ) -> FastAPI:
     """Build the app. Without ``settings`` they come from ``AESERVE_*`` (ConfigError if bad).
 
     ``hooks``: request hooks run for every request on every path (``service/http/policy.py``).
     ``express``: serve the common inference POSTs from uvicorn's protocol when the server runs
     :class:`~service.http.express.ExpressProtocol` (``python -m service`` does).
+    ``grpc``: the lifespan serves the Open Inference Protocol over gRPC on
+    ``AESERVE_GRPC_PORT`` (unless 0) too (``python -m service`` does).
     """
     settings = settings if settings is not None else load_settings()
     if settings.keep_large_blocks:
@@ -96,6 +103,7 @@ def create_app(
         # Off while tracing: the lane's requests would have no spans.
         enabled=express and settings.fast_path and batching is not None and tracing is None,
     )
+    v2_express.install(lane)  # plain v2 inference through the lane too
 
     async def load_models() -> None:
         try:
@@ -135,6 +143,17 @@ def create_app(
             repository.default_name,
         )
 
+    grpc_server = None
+    if grpc and settings.grpc_port:
+        grpc_server = GrpcServer(
+            plane,
+            policy,
+            host=settings.grpc_host or settings.host,
+            port=settings.grpc_port,
+            max_message=settings.max_body_bytes,
+            reuse_port=settings.workers > 1,
+        )
+
     async def start() -> None:
         await load_models()
         if settings.model_watch_s > 0 and plane.load.repository is not None:
@@ -142,10 +161,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if grpc_server is not None:
+            await grpc_server.start()  # answers ServerLive (and 'not ready') while models load
         task = asyncio.create_task(start())
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop()
             if plane.load.repository is not None:
                 task.cancel()  # the watcher (loading is done)
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +194,7 @@ def create_app(
     app.state.express = lane
     app.state.limits = ConnectionLimits.from_settings(settings)
     app.state.tracing = tracing
+    app.state.grpc = grpc_server
     install_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -190,10 +214,12 @@ def create_app(
         )
     # Inference routes first: routes are matched in order.
     app.router.routes.extend(inference.routes())
+    app.router.routes.extend(v2_routes.routes())
     for module in (health, models, repository):
         app.include_router(module.router)
     install_webui(app)
     openapi.document(app)
+    v2_openapi.document(app)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app
 
@@ -209,8 +235,9 @@ def batch_options(settings: Settings) -> BatchOptions:
 
 
 def create_express_app() -> FastAPI:
-    """The app ``python -m service`` serves: settings from ``AESERVE_*``, express lane on."""
-    return create_app(express=True)
+    """The app ``python -m service`` serves: settings from ``AESERVE_*``, express lane and
+    gRPC on."""
+    return create_app(express=True, grpc=True)
 
 
 def _level(name: str) -> int:

@@ -10,6 +10,10 @@ hooks), parses the body in the protocol callback and submits a job to the model'
 whose reply writes the 200 answer in one write. Metrics and the access log go through the same
 :class:`~service.http.policy.Policy` as every other request.
 
+Other transports add their plain requests with :meth:`ExpressLane.add_route` (an
+:class:`ExpressRoute`: it matches raw paths, makes the job and writes the answer; the v2
+protocol's infer, ``service/http/v2/express.py``), under the same conditions and policy.
+
 The lane answers only 200s, and the 503 of a model that sheds load (its queue full or too
 slow: answered here, as the full path would find the queue drained a loop turn later). Whatever
 it does not take falls back to the full ASGI path exactly
@@ -45,7 +49,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import httptools
 import numpy as np
@@ -98,6 +103,24 @@ def _too_large_head(limit: int) -> tuple[int, str]:
     )
 
 
+Decline = _Decline  # for the transports that add routes to the lane (ExpressRoute)
+
+
+class ExpressRoute(Protocol):
+    """Another transport's POSTs through the lane (the v2 protocol's infer): it matches raw
+    paths, makes the job of a body (raising Decline, a ServiceError or ValueError to let the
+    full path answer) and writes the 200 answer of the job's fields."""
+
+    endpoint: str  # the route template: the metrics label, and what the lane logs
+
+    def matches(self, path: bytes) -> bool: ...
+
+    def job(self, lane: ExpressLane, path: bytes, body: bytearray) -> tuple[Job, Answer]: ...
+
+
+Answer = Callable[[Fields], bytes]
+
+
 class ExpressLane:
     """The express requests of one app (see the module docstring)."""
 
@@ -114,9 +137,21 @@ class ExpressLane:
             for op in plane.operations.values()
             if op.takes == "samples"
         }
+        self.routes: list[ExpressRoute] = []  # other transports' paths (add_route)
         # Latencies answered this loop turn, counted at once (Metrics.observe_many).
         self._answered: dict[tuple[str, str], tuple[list[RequestHead], list[float]]] = {}
         self._counting = False
+
+    def add_route(self, route: ExpressRoute) -> None:
+        """Serve ``route``'s requests through the lane too (under the same conditions)."""
+        self.routes.append(route)
+
+    def route(self, path: bytes) -> Operation | ExpressRoute | None:
+        """What serves a raw path through the lane: an operation, another route, or nothing."""
+        op = self.paths.get(path)
+        if op is not None or not self.routes:
+            return op
+        return next((r for r in self.routes if r.matches(path)), None)
 
     def open(self, app: Any) -> None:
         """Start serving (models are loaded), unless the app has ASGI middleware of its own
@@ -140,14 +175,15 @@ class ExpressLane:
             )
             return
         self.on = True
-        logger.info("express lane on for POST %s", ", ".join(p.decode() for p in self.paths))
+        served = [p.decode() for p in self.paths] + [r.endpoint for r in self.routes]
+        logger.info("express lane on for POST %s", ", ".join(served))
 
     def takes(self, scope: dict[str, Any]) -> bool:
         """Whether the lane may take this request, from its head (before the body)."""
         if (
             not self.on
             or scope["method"] != "POST"
-            or scope["raw_path"] not in self.paths
+            or self.route(scope["raw_path"]) is None
             or scope["query_string"]
             or scope["root_path"]
         ):
@@ -180,7 +216,8 @@ class ExpressLane:
         if repository is None:
             return False
         scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
-        op = self.paths[scope["raw_path"]]
+        op = self.route(scope["raw_path"])
+        assert op is not None
         head = self.policy.head("POST", scope["path"], scope["headers"], scope["client"])
         try:
             self.policy.admit(head)
@@ -189,8 +226,11 @@ class ExpressLane:
             return False
         scope[ADMITTED_KEY] = head  # declined from here on: the app does not admit it again
         try:
-            job = self._job(op, repository.get, cycle.body)
-            job.reply = _Reply(self, protocol, cycle, head, start, job.runtime)
+            if isinstance(op, Operation):
+                job, answer, endpoint = self._job(op, repository.get, cycle.body), None, head.path
+            else:
+                (job, answer), endpoint = op.job(self, scope["raw_path"], cycle.body), op.endpoint
+            job.reply = _Reply(self, protocol, cycle, head, start, job.runtime, answer, endpoint)
             job.cancelled = _Gone(cycle)
         except (orjson.JSONDecodeError, _Decline, ServiceError, ValueError):
             return False
@@ -298,7 +338,7 @@ class ExpressLane:
 class _Reply:
     """A lane job's reply: the answer written from the protocol, or the full path on errors."""
 
-    __slots__ = ("cycle", "head", "lane", "protocol", "runtime", "start")
+    __slots__ = ("answer", "cycle", "endpoint", "head", "lane", "protocol", "runtime", "start")
 
     def __init__(
         self,
@@ -308,7 +348,11 @@ class _Reply:
         head: RequestHead,
         start: float,
         runtime: ModelRuntime,
+        answer: Answer | None = None,
+        endpoint: str = "",
     ) -> None:
+        self.answer = answer  # None: the REST answer
+        self.endpoint = endpoint  # the metrics label
         self.lane = lane
         self.protocol = protocol
         self.cycle = cycle
@@ -328,17 +372,18 @@ class _Reply:
             return
         runtime = self.runtime
         try:
-            data = orjson.dumps(
-                {"model": runtime.name, "version": runtime.version, **result}, option=_DUMPS
-            )
+            if self.answer is not None:
+                data = self.answer(result)
+            else:
+                data = orjson.dumps(
+                    {"model": runtime.name, "version": runtime.version, **result}, option=_DUMPS
+                )
             protocol.express_answer(cycle, self.head.request_id, data)
         except Exception:  # this request alone; the batch's others are still answered
             logger.exception("express lane: answering a request failed")
             protocol.transport.close()
             return
-        self.lane.answered(
-            self.head.path, runtime.name, self.head, time.perf_counter() - self.start
-        )
+        self.lane.answered(self.endpoint, runtime.name, self.head, time.perf_counter() - self.start)
 
 
 class _Gone:
@@ -460,7 +505,7 @@ class ExpressProtocol(HttpToolsProtocol):
         lane, parser = self.lane, self.parser
         if (
             lane is None
-            or (op := lane.paths.get(self.url)) is None  # an express path: no query, no escapes
+            or (op := lane.route(self.url)) is None  # an express path: no query, no escapes
             or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
             or self.expect_100_continue
             or self.limit_concurrency is not None
@@ -477,7 +522,7 @@ class ExpressProtocol(HttpToolsProtocol):
         scope["method"] = "POST"
         if version != "1.1":
             scope["http_version"] = version
-        scope["path"] = "/" + op.name
+        scope["path"] = "/" + op.name if isinstance(op, Operation) else self.url.decode("ascii")
         scope["raw_path"] = self.url
         scope["query_string"] = b""
         held = _Held(scope, version != "1.0" and parser.should_keep_alive())  # type: ignore[arg-type]

@@ -1,8 +1,10 @@
 """The ONE place errors become HTTP answers: RFC 9457 ``application/problem+json``.
 
 Domain errors (``service.runtime.errors``) carry an HTTP-neutral kind; :data:`STATUS` maps each
-kind to its status here. FastAPI's own validation errors, Starlette's 404/405 and anything
-unhandled (a 500 naming the request id) are rendered the same way.
+kind to its status here. Under ``/v2`` (the Open Inference Protocol) the same errors are written
+in that protocol's shape, ``{"error": detail}``; the gRPC transport maps the kinds to its status
+codes (``service/http/grpc/server.py``). FastAPI's own validation errors, Starlette's 404/405
+and anything unhandled (a 500 naming the request id) are rendered the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from service.runtime.errors import ECHO_LIMIT, Kind, ServiceError, clip, invalid
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+V2 = "/v2"  # the Open Inference Protocol's paths: errors as {"error": detail}
 REQUEST_ID_KEY = "aeserve.request_id"
 
 STATUS: Mapping[Kind, int] = {
@@ -58,6 +62,10 @@ def problem_body(
     if request_id is not None:
         body["request_id"] = request_id
     body.update(extra)
+    return _dumps(body)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:  # text orjson refuses (lone surrogates, huge integers): never a 500 here
@@ -72,7 +80,16 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Render one RFC 9457 problem document for ``request``."""
+    """Render one RFC 9457 problem document for ``request`` (the Open Inference Protocol's
+    ``{"error": detail}`` under ``/v2``)."""
+    path = request.url.path
+    if path == V2 or path.startswith(V2 + "/"):
+        return Response(
+            _dumps({"error": detail}),
+            status_code=status,
+            media_type=JSON,
+            headers=dict(headers or {}),
+        )
     content = problem_body(
         status, detail, request.url.path, request.scope.get(REQUEST_ID_KEY), **extra
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import JSON_IMAGE, JSON_RECORD, NPY_BATCH
+from bench.v2 import GRPC_IMAGE, V2_BINARY, V2_JSON
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,6 +40,8 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
         ("aeserve-nobatch", JSON_IMAGE),
         ("floor", JSON_IMAGE),
         ("floor", JSON_RECORD),
+        ("aeserve", V2_BINARY),
+        ("aeserve", GRPC_IMAGE),
     }
     for r in data["results"]:
         assert r["requests"] > 0 and r["rps"] > 0 and r["errors"] == 0, r
@@ -47,6 +50,13 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
     assert text.count("floor (bench/floor.py): ") == 2 and "| floor | " in text
     # The 8x targets side by side: both servers, each request, alternating.
     paired = {(p["server"], p["scenario"]) for p in data["paired"]}
-    assert paired == {(s, r) for s in ("baseline", "aeserve") for r in (JSON_IMAGE, JSON_RECORD)}
+    assert paired == {
+        *((s, r) for s in ("baseline", "aeserve") for r in (JSON_IMAGE, JSON_RECORD)),
+        # v2 JSON against REST /reconstruct on one server (bench/v2.py).
+        ("aeserve-v2", V2_JSON),
+        ("aeserve-rest", V2_JSON),
+    }
     assert all(p["rps"] > 0 for p in data["paired"])
-    assert text.count("side by side (") == 2 and "**Side by side.**" in text
+    assert text.count("side by side (") == 3 and "**Side by side.**" in text
+    assert "**Open Inference Protocol, side by side**" in text
+    assert "v2 binary 256-image request" in text and "gRPC 1 image, 16 clients" in text

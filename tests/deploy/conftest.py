@@ -173,6 +173,7 @@ def service_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
         AESERVE_PORT=str(port),
         AESERVE_WORKERS="1",
         AESERVE_LOG_LEVEL="warning",
+        AESERVE_GRPC_PORT="0",  # gRPC (default 8001) off: several services run side by side
     )
     env.update(extra)
     return env

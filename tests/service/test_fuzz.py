@@ -14,6 +14,7 @@ same few hundred examples every run.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import math
@@ -57,11 +58,14 @@ class Zoo:
         self.spec: dict[str, Any] = client.get("/openapi.json").json()
         self.models: list[dict[str, Any]] = client.get("/models").json()["models"]
         self.names = [m["name"] for m in self.models]
-        # The REST API (problem+json); the Open Inference Protocol's /v2 paths answer errors in
-        # the protocol's own shape and are fuzzed on their own.
-        rest = {p: ops for p, ops in self.spec["paths"].items() if not p.startswith("/v2")}
-        self.post_paths = sorted(p for p, ops in rest.items() if "post" in ops)
-        self.get_paths = sorted(p for p, ops in rest.items() if "get" in ops)
+        # The REST API's POST routes; the v2 ones (Open Inference Protocol) apart.
+        posts = sorted(p for p, ops in self.spec["paths"].items() if "post" in ops)
+        self.post_paths = [p for p in posts if not p.startswith("/v2")]
+        self.v2_post_paths = [p for p in posts if p.startswith("/v2")]
+        self.get_paths = sorted(p for p, ops in self.spec["paths"].items() if "get" in ops)
+
+    def version(self, name: str) -> str:
+        return next((str(m["version"]) for m in self.models if m["name"] == name), "1")
 
     def request_schema(self, path: str) -> dict[str, Any]:
         body = self.spec["paths"][path]["post"]["requestBody"]["content"]
@@ -75,6 +79,12 @@ class Zoo:
         assert status < 500, where
         documented = self.spec["paths"][template][method.lower()]["responses"]
         ctype = response.headers.get("content-type", "")
+        if status >= 400 and template.startswith("/v2"):  # the protocol's {"error": ...}
+            assert str(status) in documented or status in (404, 405), where
+            assert ctype.startswith("application/json"), where
+            error = response.json()
+            assert set(error) == {"error"} and error["error"].strip(), where
+            return
         if status >= 400:
             assert str(status) in documented or status in (404, 405), where
             assert ctype.startswith(PROBLEM), where
@@ -83,7 +93,7 @@ class Zoo:
             assert problem["status"] == status and problem["detail"].strip(), where
             return
         assert status == 200, where
-        if ctype.startswith("application/json"):
+        if ctype.startswith("application/json") and response.content:
             schema = documented["200"]["content"]["application/json"]["schema"]
             self.validate(response.json(), schema, where)
 
@@ -403,6 +413,8 @@ def test_get_paths(zoo: Zoo, data: st.DataObject) -> None:
         st.sampled_from(["loss.png", "model.json", "..", "a.png"]) | st.text(min_size=1)
     )
     path = template.replace("{name}", segment(name)).replace("{filename}", segment(filename))
+    version = data.draw(st.sampled_from([zoo.version(name), "1"]) | st.text(min_size=1))
+    path = path.replace("{model}", segment(name)).replace("{version}", segment(version))
     r = zoo.client.get(path)
     if template == "/models/{name}/files/{filename}" and r.status_code == 200:
         assert r.headers["content-type"] == "image/png" and r.content.startswith(b"\x89PNG")
@@ -432,3 +444,112 @@ def test_extreme_values_on_every_model(zoo: Zoo) -> None:
                 zoo.check("POST", path, r, body)
                 if path == "/decode" and value == 0.0:
                     assert r.status_code == 200, r.text
+
+
+# -- the Open Inference Protocol (v2) ------------------------------------------------------------
+
+DATATYPES = ["FP32", "FP64", "FP16", "INT64", "INT8", "UINT8", "BOOL", "BYTES", "BF16", "fp32"]
+
+
+def v2_path(draw: st.DrawFn, zoo: Zoo, template: str, name: str) -> str:
+    version = draw(st.sampled_from([zoo.version(name), "0"]) | st.text(min_size=1, max_size=8))
+    return template.replace("{model}", segment(name)).replace("{version}", segment(version))
+
+
+@FUZZ
+@given(data=st.data())
+def test_v2_bodies_from_the_openapi_schemas(zoo: Zoo, data: st.DataObject) -> None:
+    """Bodies valid for the documented v2 request schema, to real and made-up models."""
+    template = data.draw(st.sampled_from(zoo.v2_post_paths), label="path")
+    name = data.draw(st.sampled_from(zoo.names) | st.text(min_size=1, max_size=20))
+    schema = zoo.request_schema(template) if template.endswith("/infer") else {}
+    body = data.draw(from_schema(schema), label="body")
+    r = zoo.client.post(v2_path(data.draw, zoo, template, name), content=dumps(body))
+    zoo.check("POST", template, r, body)
+
+
+@st.composite
+def v2_body(draw: st.DrawFn, zoo: Zoo) -> tuple[str, bytes, dict[str, str]]:
+    """A v2 inference request for a real model: inputs ``x`` or ``z`` (or none) of the right
+    or a wrong shape and datatype, as JSON data or binary buffers (sizes sometimes wrong),
+    outputs real or made up, parameters hostile or not, sometimes compressed."""
+    model = draw(st.sampled_from(zoo.models))
+    hostile = draw(st.booleans())
+    outputs = ["z", "mu", "logvar", "x_hat", "score", "percentile", "is_anomaly", "threshold"]
+    outputs += ["contributions", "denoised", "nope"]
+    latent = draw(st.booleans())
+    dims = [model["latent_dim"]] if latent else model["input"]["shape"]
+    values = np.asarray(draw(shaped(dims, hostile)), dtype=object)
+    header: dict[str, Any] = {"inputs": []}
+    buffers = b""
+    if draw(st.integers(0, 5)):  # else: no input (sampling)
+        datatype = draw(st.sampled_from(DATATYPES)) if hostile else "FP32"
+        shape = list(np.shape(values)) if values.dtype != object else [len(values)]
+        if hostile and draw(st.booleans()):
+            shape = draw(st.lists(st.integers(-1, 40), max_size=4))
+        tensor: dict[str, Any] = {"name": "z" if latent else "x", "shape": shape}
+        tensor["datatype"] = datatype
+        if draw(st.booleans()):
+            try:
+                with np.errstate(over="ignore"):  # extremes become inf: the server says so
+                    raw = np.asarray(values.tolist(), dtype=np.float32).tobytes()
+            except (ValueError, TypeError, OverflowError):
+                raw = b"\x00" * 8
+            if hostile and draw(st.booleans()):
+                raw = draw(st.binary(max_size=64))
+            size = len(raw) + (draw(st.integers(-8, 8)) if hostile else 0)
+            tensor["parameters"] = {"binary_data_size": size}
+            buffers = raw
+        else:
+            tensor["data"] = values.tolist()
+        header["inputs"].append(tensor)
+    if draw(st.booleans()):
+        wanted = draw(st.lists(st.sampled_from(outputs), max_size=4))
+        header["outputs"] = [
+            {"name": n, "parameters": {"binary_data": draw(st.booleans())}} for n in wanted
+        ]
+    parameters = {
+        "binarize": st.booleans() | HOSTILE_SCALARS,
+        "threshold": st.floats(0, 1) | HOSTILE_SCALARS,
+        "n": st.integers(-1, 300) | HOSTILE_SCALARS,
+        "seed": st.integers(0, 2**64) | HOSTILE_SCALARS,
+        "scale": FLOATS,
+        "binary_data_output": st.booleans(),
+    }
+    header["parameters"] = draw(st.fixed_dictionaries({}, optional=parameters))
+    if hostile and draw(st.booleans()):  # one field replaced by any JSON value
+        key = draw(st.sampled_from(sorted(header)))
+        header[key] = draw(JSON)
+    head = dumps(header)
+    headers: dict[str, str] = {}
+    body = head + buffers
+    if buffers or draw(st.booleans()):
+        headers["inference-header-content-length"] = str(len(head))
+    if hostile and draw(st.booleans()):
+        headers["inference-header-content-length"] = str(draw(st.integers(-2, len(body) + 2)))
+    if draw(st.integers(0, 3)) == 0:
+        body = gzip.compress(body)
+        headers["content-encoding"] = "gzip"
+        if hostile and draw(st.booleans()):
+            body = body[: draw(st.integers(0, len(body)))]
+    if draw(st.booleans()):
+        headers["accept-encoding"] = "gzip"
+    return model["name"], body, headers
+
+
+@FUZZ
+@given(data=st.data())
+def test_v2_bodies_for_the_loaded_models(zoo: Zoo, data: st.DataObject) -> None:
+    """Right-kind v2 requests for real models with hostile tensors, sizes and options."""
+    template = data.draw(st.sampled_from([p for p in zoo.v2_post_paths if "{model}" in p]))
+    name, body, headers = data.draw(v2_body(zoo), label="request")
+    r = zoo.client.post(v2_path(data.draw, zoo, template, name), content=body, headers=headers)
+    if r.status_code == 200 and "inference-header-content-length" in r.headers:
+        n = int(r.headers["inference-header-content-length"])
+        header = json.loads(r.content[:n])
+        sizes = [
+            t["parameters"]["binary_data_size"] for t in header["outputs"] if "parameters" in t
+        ]
+        assert n + sum(sizes) == len(r.content)
+        return
+    zoo.check("POST", template, r, (headers, body[:200]))

@@ -1,0 +1,322 @@
+"""The Open Inference Protocol over REST, in process: every operation and model family gives the
+REST API's numbers bit for bit; outputs decide what runs; the binary tensor extension,
+compression, requests without a content type; errors as ``{"error": ...}`` with the REST
+messages."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from service.codecs import tensors
+from service.runtime.model import ModelRuntime
+
+from .conftest import FEATURES, glyphs
+
+ARRAYS = ("outputs", "scores", "latents", "logvar", "percentiles", "is_anomaly")
+
+
+def infer(client: TestClient, model: str, body: dict[str, Any], **kw: Any) -> Any:
+    return client.post(f"/v2/models/{model}/infer", content=orjson.dumps(body), **kw)
+
+
+def x_input(x: np.ndarray, name: str = "x") -> dict[str, Any]:
+    return {"name": name, "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+
+
+def outputs_of(response: Any) -> dict[str, np.ndarray]:
+    """The JSON answer's tensors as arrays of their declared datatype."""
+    assert response.status_code == 200, response.text
+    out = {}
+    for t in response.json()["outputs"]:
+        out[t["name"]] = tensors.from_data(t["name"], t["datatype"], t["shape"], t["data"])
+    return out
+
+
+def rest(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post(path, content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def same(got: Any, expected: Any) -> None:
+    """Bit for bit: the v2 tensor ``got`` equals the REST values ``expected`` (JSON numbers,
+    the shortest text of each float32 or float64) read back as the tensor's dtype."""
+    a = np.asarray(got)
+    b = np.asarray(expected).astype(a.dtype)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.array_equal(a, b), (a, b)
+
+
+def inputs_for(model: str) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    if model == "pixels28":
+        return rng.random((3, 28, 28), dtype=np.float32)
+    if model == "table":
+        return (rng.normal(size=(3, 4)) * [2, 0.5, 1, 25] + [10, -2, 0.5, 100]).astype(np.float32)
+    return glyphs(3, seed=7)
+
+
+@pytest.mark.parametrize("model", ["glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"])
+def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str) -> None:
+    x = inputs_for(model)
+    meta = client.get(f"/v2/models/{model}").json()
+    names = [o["name"] for o in meta["outputs"]]
+    got = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))  # every output
+    vae = model == "glyph-vae"
+    enc = rest(client, "/encode", {"model": model, "inputs": x, "return_logvar": vae})
+    rec = rest(client, "/reconstruct", {"model": model, "inputs": x})
+    body: dict[str, Any] = {"model": model, "inputs": x}
+    if model == "table":
+        body["top_features"] = 4
+    ano = rest(client, "/anomaly-score", body)
+    same(got["mu" if vae else "z"], enc["latents"])
+    if vae:
+        same(got["logvar"], enc["logvar"])
+    same(got["x_hat"], rec["outputs"])
+    same(got["score"], ano["scores"])
+    same(got["score"], rec["scores"])  # the same function both ways
+    same(got["percentile"], ano["percentiles"])
+    same(got["is_anomaly"], ano["is_anomaly"])
+    same(got["threshold"], [ano["threshold"]])
+    assert set(got) == {n for n in names if n != "z" or not vae}
+    if model == "table":
+        for i, row in enumerate(ano["results"]):
+            for part in row["contributions"]:
+                assert (
+                    got["contributions"][i, FEATURES.index(part["feature"])] == part["contribution"]
+                )
+    if model == "glyph-denoise":
+        same(got["denoised"], rest(client, "/denoise", {"model": model, "inputs": x})["outputs"])
+    # decode and sample
+    z = np.asarray(enc["latents"], dtype=np.float32)
+    dec = outputs_of(infer(client, model, {"inputs": [x_input(z, "z")]}))
+    same(dec["x_hat"], rest(client, "/decode", {"model": model, "latents": z})["outputs"])
+    r = infer(client, model, {"inputs": [], "parameters": {"n": 3, "seed": 11, "scale": 0.5}})
+    smp = rest(client, "/sample", {"model": model, "n": 3, "seed": 11, "scale": 0.5})
+    drawn = outputs_of(r)
+    same(drawn["z"], smp["latents"])
+    same(drawn["x_hat"], smp["outputs"])
+    assert r.json()["parameters"] == {"seed": 11}
+
+
+def test_parameters_are_the_rest_options(client: TestClient) -> None:
+    x = glyphs(2)
+    got = outputs_of(
+        infer(
+            client,
+            "glyph",
+            {
+                "inputs": [x_input(x)],
+                "parameters": {"binarize": True, "threshold": 0.05},
+                "outputs": [{"name": "x_hat"}, {"name": "is_anomaly"}, {"name": "threshold"}],
+            },
+        )
+    )
+    rec = rest(client, "/reconstruct", {"model": "glyph", "inputs": x, "binarize": True})
+    ano = rest(client, "/anomaly-score", {"model": "glyph", "inputs": x, "threshold": 0.05})
+    same(got["x_hat"], rec["outputs"])
+    same(got["is_anomaly"], ano["is_anomaly"])
+    assert got["threshold"].tolist() == [0.05]
+
+
+def test_asking_for_z_runs_the_encoder_alone(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    infer_orig = ModelRuntime.infer
+
+    def spy(self: ModelRuntime, op: Any, x: Any) -> Any:
+        calls.append(op)
+        return infer_orig(self, op, x)
+
+    monkeypatch.setattr(ModelRuntime, "infer", spy)
+    r = infer(client, "glyph", {"inputs": [x_input(glyphs(1))], "outputs": [{"name": "z"}]})
+    assert [t["name"] for t in r.json()["outputs"]] == ["z"]
+    assert calls == ["encode"]
+    calls.clear()
+    body = {"inputs": [x_input(glyphs(1))], "outputs": [{"name": "score"}, {"name": "x_hat"}]}
+    assert [t["name"] for t in infer(client, "glyph", body).json()["outputs"]] == ["score", "x_hat"]
+    assert calls == ["forward"]  # one reconstruction gives both
+
+
+def test_binary_tensor_extension_and_compression(client: TestClient) -> None:
+    x = glyphs(4)
+    header = {
+        "id": "req-1",
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [4, 35],
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": x.nbytes},
+            }
+        ],
+        "outputs": [
+            {"name": "x_hat", "parameters": {"binary_data": True}},
+            {"name": "score"},
+        ],
+    }
+    head = orjson.dumps(header)
+    body = head + x.tobytes()
+    expected = rest(client, "/reconstruct", {"model": "glyph", "inputs": x})
+    for encoding, packed in (
+        (None, body),
+        ("gzip", gzip.compress(body)),
+        ("deflate", zlib.compress(body)),
+    ):
+        headers = {"inference-header-content-length": str(len(head))}
+        if encoding:
+            headers["content-encoding"] = encoding
+        # No content type at all (tritonclient's sync client sends none).
+        r = client.post(
+            "/v2/models/glyph/infer",
+            content=packed,
+            headers={**headers, "accept-encoding": "gzip"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-encoding"] == "gzip"  # httpx decoded it
+        n = int(r.headers["inference-header-content-length"])
+        answer = orjson.loads(r.content[:n])
+        assert answer["id"] == "req-1"
+        x_hat, score = answer["outputs"]
+        assert x_hat["parameters"]["binary_data_size"] == 4 * 35 * 4 and "data" not in x_hat
+        raw = r.content[n:]
+        same(tensors.from_bytes("x_hat", "FP32", x_hat["shape"], raw), expected["outputs"])
+        same(score["data"], expected["scores"])
+
+
+def test_binary_data_output_for_all_outputs(client: TestClient) -> None:
+    x = glyphs(2)
+    body = {"inputs": [x_input(x)], "parameters": {"binary_data_output": True}}
+    r = infer(client, "glyph", body)
+    n = int(r.headers["inference-header-content-length"])
+    outputs = orjson.loads(r.content[:n])["outputs"]
+    assert all("data" not in t and t["parameters"]["binary_data_size"] > 0 for t in outputs)
+    assert n + sum(t["parameters"]["binary_data_size"] for t in outputs) == len(r.content)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b"{", 400, "not valid JSON"),
+        (b"[]", 422, "JSON object"),
+        (b'{"inputs": [{"name": "x"}]}', 422, "inputs.0.shape"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32", "data": [1]}]}',
+            422,
+            "has 1 elements; shape [1, 35] needs 35",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1,2,3]}]}',
+            422,
+            "inputs has shape [1, 3]; model 'glyph' expects [N, 7, 5] or [N, 35]",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}',
+            422,
+            "datatype 'BYTES'",
+        ),
+        (
+            b'{"inputs": [{"name": "q", "shape": [1], "datatype": "FP32", "data": [1]}]}',
+            422,
+            "takes one input: 'x'",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32", "data": '
+            + orjson.dumps([2.0] * 35)
+            + b"}]}",
+            422,
+            "inputs values must lie in [0, 1] for model 'glyph'",
+        ),
+        (
+            b'{"inputs": [], "outputs": [{"name": "percentile"}]}',
+            422,
+            "not available from model 'glyph' with no input",
+        ),
+        (b'{"inputs": [], "parameters": {"n": 0}}', 422, "parameters: n:"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32", '
+            b'"parameters": {"binary_data_size": 140}}]}',
+            422,
+            "binary_data_size 140",
+        ),
+    ],
+)
+def test_errors_are_the_protocols_with_rest_messages(
+    client: TestClient, body: bytes, status: int, needle: str
+) -> None:
+    r = client.post("/v2/models/glyph/infer", content=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert needle in r.json()["error"], r.json()
+    assert set(r.json()) == {"error"}
+    assert r.headers["x-request-id"]
+
+
+def test_unknown_model_version_route_and_media_type(client: TestClient) -> None:
+    rest_404 = client.post("/reconstruct", json={"model": "nope", "inputs": [[0] * 35]})
+    r = infer(client, "nope", {"inputs": []})
+    assert r.status_code == 404 and r.json() == {"error": rest_404.json()["detail"]}
+    assert client.get("/v2/models/nope/ready").status_code == 404
+    r = client.get("/v2/models/glyph/versions/9/ready")
+    assert r.status_code == 404 and "no version '9'" in r.json()["error"]
+    version = client.get("/v2/models/glyph").json()["versions"][0]
+    assert client.get(f"/v2/models/glyph/versions/{version}/ready").json()["ready"] is True
+    assert client.get("/v2/nothing").status_code == 404
+    # Any content type (as Triton reads it): the body is what counts.
+    r = client.post("/v2/models/glyph/infer", content=b"x", headers={"content-type": "text/csv"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = client.post(
+        "/v2/models/glyph/infer", content=b"not gzip", headers={"content-encoding": "gzip"}
+    )
+    assert r.status_code == 400 and "gzip" in r.json()["error"]
+
+
+def test_a_decompression_bomb_is_413(make_client: Any) -> None:
+    with make_client(max_body_bytes=4096) as client:
+        bomb = gzip.compress(b"{" + b" " * 100_000 + b"}")
+        assert len(bomb) < 4096
+        r = client.post(
+            "/v2/models/glyph/infer", content=bomb, headers={"content-encoding": "gzip"}
+        )
+        assert r.status_code == 413 and "after decompression" in r.json()["error"]
+
+
+def test_server_health_metadata_and_index(client: TestClient) -> None:
+    assert client.get("/v2").json()["extensions"] == ["binary_tensor_data", "model_repository"]
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get("/v2/models/table").json()
+    assert meta["inputs"][0] == {"name": "x", "datatype": "FP32", "shape": [-1, 4]}
+    assert {"name": "contributions", "datatype": "FP64", "shape": [-1, 4]} in meta["outputs"]
+    assert {"name": "is_anomaly", "datatype": "BOOL", "shape": [-1]} in meta["outputs"]
+    index = client.post("/v2/repository/index").json()
+    assert {row["name"] for row in index} == {
+        "glyph",
+        "glyph-denoise",
+        "glyph-vae",
+        "pixels28",
+        "table",
+    }
+    assert all(row["state"] == "READY" for row in index)
+
+
+def test_not_ready_while_loading(make_client: Any) -> None:
+    with make_client(ready=False) as client:
+        # Loading may finish at any moment: either answer is consistent.
+        r = client.get("/v2/health/ready")
+        assert (r.status_code, r.json()) in ((503, {"ready": False}), (200, {"ready": True}))
+
+
+def test_metrics_count_v2_requests(client: TestClient) -> None:
+    infer(client, "glyph", {"inputs": [x_input(glyphs(1))]})
+    text = client.get("/metrics").text
+    assert 'endpoint="/v2/models/{model}/infer",model="glyph",status="200"' in text
