@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench clean
+.PHONY: serve test lint models data sysdeps bench clean image image-train test-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ test: sysdeps $(VENV)/.all data lint
 ## bench: aeserve vs a plain FastAPI baseline and raw onnxruntime -> docs/benchmarks.md (QUICK=1: seconds)
 bench: sysdeps $(VENV)/.all
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+## image: the runtime image aeserve:latest (docker when a daemon answers, else podman; as root
+## it installs and sets up podman itself, and builds the base image from Debian's packages)
+image:
+	@bash scripts/image.sh runtime
+
+## image-train: the training image aeserve-train:latest (same engine and base as `image`)
+image-train:
+	@bash scripts/image.sh train
 
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
