@@ -58,6 +58,16 @@ image:
 image-train:
 	@bash scripts/image.sh train
 
+## test-deploy: the deployment for real (tests/deploy/stack): base images from Debian's packages,
+## the runtime image, the compose stack with podman under load and faults. As root it installs
+## and sets up podman itself; it fails, never skips, where containers cannot run. ~5 min
+test-deploy: sysdeps $(VENV)/.all
+	@bash scripts/podman-setup.sh
+	@bash docker/local/build-base.sh all
+	@AESERVE_ENGINE=podman bash scripts/image.sh runtime
+	AESERVE_TEST_STACK=1 $(BIN)/pytest tests/deploy/stack -p no:cacheprovider
+	@cat build/test-deploy/results.json
+
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
 	$(BIN)/python -m training build-zoo --out models

@@ -54,13 +54,19 @@ build_debian() {
   echo "base: $image $(podman image inspect -f '{{.Size}}' "$image") bytes"
 }
 
-build_from() {  # name tag: docker/local/<name>.Containerfile FROM the debian image
-  local image=$prefix/$1:$2
-  exists "$image" && { echo "base: $image exists"; return; }
+build_from() {  # name tag [files it copies]: docker/local/<name>.Containerfile FROM debian
+  local image=$prefix/$1:$2 inputs
+  # Rebuilt when its Containerfile or a file it copies changed (a label records their hash).
+  inputs=$(cd "$here" && cat "$1.Containerfile" "${@:3}" | sha256sum | cut -c1-16)
+  if exists "$image" && [ "$(podman image inspect -f '{{index .Labels "aeserve.inputs"}}' \
+       "$image")" = "$inputs" ]; then
+    echo "base: $image exists"
+    return
+  fi
   build_debian
   echo "base: building $image"
   podman build --quiet --pull=never --build-arg "DEBIAN_IMAGE=$prefix/debian:$suite" \
-    -f "$here/$1.Containerfile" -t "$image" "$here" >/dev/null
+    --label "aeserve.inputs=$inputs" -f "$here/$1.Containerfile" -t "$image" "$here" >/dev/null
   echo "base: $image $(podman image inspect -f '{{.Size}}' "$image") bytes"
 }
 
@@ -68,8 +74,8 @@ what=${1:-all}
 case $what in
   debian) build_debian ;;
   python) build_from python 3.11-$suite ;;
-  nginx) build_from nginx $suite ;;
+  nginx) build_from nginx $suite nginx-run.sh ;;
   prometheus) build_from prometheus $suite ;;
-  all) build_from python 3.11-$suite; build_from nginx $suite; build_from prometheus $suite ;;
+  all) build_from python 3.11-$suite; build_from nginx $suite nginx-run.sh; build_from prometheus $suite ;;
   *) echo "usage: $0 [debian|python|nginx|prometheus|all]" >&2; exit 2 ;;
 esac
