@@ -34,7 +34,7 @@ build_debian() {
   uri=$(mirror_uri)
   sec=${uri%/debian}/debian-security
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
+  trap 'rm -rf "${tmp:-}"; trap - RETURN' RETURN
   echo "base: mmdebstrap $suite from $uri"
   # --variant=apt: Essential packages plus apt, what official debian:*-slim images hold;
   # passwd for useradd; no recommended packages; no documentation, man pages or locales
