@@ -60,7 +60,7 @@ image-train:
 
 ## test-deploy: the deployment for real (tests/deploy/stack): base images from Debian's packages,
 ## the runtime image, the compose stack with podman under load and faults. As root it installs
-## and sets up podman itself; it fails, never skips, where containers cannot run. ~5 min
+## and sets up podman itself; it fails, never skips, where containers cannot run. 6-8 min here
 test-deploy: sysdeps $(VENV)/.all
 	@bash scripts/podman-setup.sh
 	@bash docker/local/build-base.sh all
