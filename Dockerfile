@@ -4,6 +4,12 @@
 #   docker build -t aeserve-train --target train . # training pipeline with torch (CPU)
 # The runtime image holds the service, its runtime dependencies and models/; no torch, no
 # compilers, no tests. It runs as a non-root user and takes every setting from AESERVE_* variables.
+#
+# PYTHON_IMAGE is the base: the official slim image by default. Where no registry can be reached,
+# `make image` (scripts/image.sh) builds one from Debian's packages (docker/local/build-base.sh)
+# and passes --build-arg PYTHON_IMAGE=localhost/aeserve-local/python:3.11-bookworm.
+# Behind a TLS-inspecting proxy, give pip the proxy's CA bundle as a build secret (it stays out of
+# the image): --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt (scripts/image.sh does).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -22,7 +28,9 @@ COPY pyproject.toml README.md ./
 COPY service/ service/
 # pip compiles the .pyc files here, so the read-only root filesystem at run time costs nothing.
 # pip and setuptools leave afterwards: nothing installs packages in a running container.
-RUN /opt/venv/bin/pip install . \
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && /opt/venv/bin/pip install . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- train: the offline pipeline with torch, for `docker compose --profile train` ------------
@@ -34,7 +42,9 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends dataset-fashion-mnist fonts-symbola \
  && rm -rf /var/lib/apt/lists/*
-RUN python -m venv /opt/venv \
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /srv/aeserve
@@ -42,7 +52,9 @@ COPY pyproject.toml README.md ./
 COPY service/ service/
 COPY training/ training/
 COPY scripts/ scripts/
-RUN pip install '.[train]' \
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && pip install '.[train]' \
  && PYTHON=python AESERVE_DATA_DIR=/srv/aeserve/data bash scripts/fetch-data.sh \
  && rm -rf /srv/aeserve/data/.cache
 RUN groupadd --system --gid 10001 aeserve \

@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench soak clean web-vendor reference screenshots
+.PHONY: serve test lint models data sysdeps bench soak clean web-vendor reference screenshots image image-train test-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,25 @@ bench: sysdeps $(VENV)/.all
 ## soak: 10 minutes of mixed load at ~80% of measured capacity -> docs/soak.md (a benchmark)
 soak: sysdeps $(VENV)/.all
 	$(BIN)/python -m bench.soak $(if $(MINUTES),--minutes $(MINUTES))
+
+## image: the runtime image aeserve:latest (docker when a daemon answers, else podman; as root
+## it installs and sets up podman itself, and builds the base image from Debian's packages)
+image:
+	@bash scripts/image.sh runtime
+
+## image-train: the training image aeserve-train:latest (same engine and base as `image`)
+image-train:
+	@bash scripts/image.sh train
+
+## test-deploy: the deployment for real (tests/deploy/stack): base images from Debian's packages,
+## the runtime image, the compose stack with podman under load and faults. As root it installs
+## and sets up podman itself; it fails, never skips, where containers cannot run. 6-8 min here
+test-deploy: sysdeps $(VENV)/.all
+	@bash scripts/podman-setup.sh
+	@bash docker/local/build-base.sh all
+	@AESERVE_ENGINE=podman bash scripts/image.sh runtime
+	AESERVE_TEST_STACK=1 $(BIN)/pytest tests/deploy/stack -p no:cacheprovider
+	@cat build/test-deploy/results.json
 
 ## models: rebuild the shipped zoo in models/ from training/recipes/
 models: $(VENV)/.all data
