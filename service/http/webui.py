@@ -89,7 +89,7 @@ def install_webui(app: FastAPI) -> None:
     @app.get(
         "/models/{name}/reference",
         tags=["models"],
-        responses=responses(ReferenceResponse, 404, 503),
+        responses=responses(ReferenceResponse, 404, 422, 503),
     )
     async def get_reference(
         name: str,
