@@ -180,11 +180,22 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         sampler.join()
         rss.append((round(time.monotonic() - start), rss_mb(proc.pid)))
+        statuses = answered_by_status(httpx.get(f"{url}/metrics", timeout=10).text)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    write(args, capacity, target, delay_ms, minutes, rss)
+    write(args, capacity, target, delay_ms, minutes, rss, statuses)
     return 0
+
+
+def answered_by_status(metrics: str) -> dict[str, float]:
+    """The server's own count of answers by status (aeserve_requests_total)."""
+    out: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("aeserve_requests_total{"):
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[status] = out.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def write(
@@ -194,6 +205,7 @@ def write(
     delay_ms: float,
     minutes: list[dict[str, Any]],
     rss: list[tuple[int, float]],
+    statuses: dict[str, float],
 ) -> None:
     total = sum(m["requests"] for m in minutes)
     errors = sum(m["non2xx"] + m["socket_errors"] for m in minutes)
@@ -212,6 +224,11 @@ def write(
         "",
         f"**{args.minutes} minutes: {total:,} requests, {errors} errors** (non-2xx answers and "
         "socket errors).",
+        "",
+        "The server's own count of answers by status over the whole run (warm-up and capacity "
+        "measurement included): "
+        + ", ".join(f"{s}: {n:,.0f}" for s, n in sorted(statuses.items()))
+        + ".",
         "",
         "| minute | requests | requests/s | errors | p50 ms | p99 ms | max ms |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -25,7 +25,7 @@ from service.dataplane.operations import (
     Operation,
     prepare,
 )
-from service.dataplane.scheduler import Arrivals, BatchOptions, Scheduler
+from service.dataplane.scheduler import Arrivals, BatchOptions, LoopLag, Scheduler
 from service.metrics import Metrics
 from service.runtime.errors import NotReady
 from service.runtime.manifest import MANIFEST_FILE
@@ -61,6 +61,7 @@ class DataPlane:
         self.batching = batching  # None: each request alone in the thread pool
         self.load = load if load is not None else LoadState()
         self.arrivals = Arrivals()  # requests the HTTP layer started, not yet at a scheduler
+        self.lag = LoopLag()  # how late the loop runs: shed beyond the queue-wait bound
         self.context = Context(metrics, max_samples, max_pixels, self.supporting)
         self.operations: Mapping[str, Operation] = BY_NAME
         # One scheduler per loaded version (a ModelRuntime), keyed by the runtime itself.
@@ -99,6 +100,11 @@ class DataPlane:
     ) -> Job:
         """One request as a job (see :func:`service.dataplane.operations.prepare`)."""
         return prepare(op, runtime, options, self.context, uploads=uploads)
+
+    def overloaded(self) -> bool:
+        """Whether the loop runs later than the queue-wait bound (new requests are shed)."""
+        batching = self.batching
+        return batching is not None and self.lag.late_s > batching.max_queue_wait_s
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; its ``reply`` gets the answer fields or the error, on the loop."""
@@ -145,6 +151,7 @@ class DataPlane:
             self._schedule(runtime, runtime.name in inline)
         self.load.repository = repository
         if self.batching is not None:
+            self.lag.start()
             logger.info("batches on the event loop for: %s", ", ".join(sorted(inline)) or "none")
 
     def _schedule(self, runtime: ModelRuntime, inline: bool) -> None:
@@ -154,6 +161,7 @@ class DataPlane:
             name=runtime.name,
             inline=inline,
             arrivals=self.arrivals,
+            lag=self.lag if self.batching is not None else None,
         )
         scheduler.start()
         self.schedulers[runtime] = scheduler
@@ -237,6 +245,7 @@ class DataPlane:
         for task in list(self._retiring):
             task.cancel()
         schedulers, self.schedulers = self.schedulers, {}
+        self.lag.stop()
         for scheduler in schedulers.values():
             await scheduler.stop()
 

@@ -91,6 +91,9 @@ class _Refused(Exception):
     """A request head over the limit, raised from a parser callback (see ``refusal``)."""
 
 
+_OVERLOADED = Overloaded(
+    "the server is overloaded: it runs later than AESERVE_MAX_QUEUE_WAIT_MS; retry shortly"
+)
 _IDLE, _HEAD, _BODY = 0, 1, 2  # what a connection's parser is reading
 # On shutdown an idle keep-alive connection is closed once nothing arrived for this long.
 DRAIN_IDLE_S = 0.25
@@ -225,6 +228,9 @@ class ExpressLane:
             scope[ADMITTED_KEY] = exc  # the app renders the refusal, with this request id
             return False
         scope[ADMITTED_KEY] = head  # declined from here on: the app does not admit it again
+        if plane.overloaded():  # shed before parsing: the cheapest answer
+            self.shed(protocol, cycle, head, start, "", _OVERLOADED)
+            return True
         try:
             if isinstance(op, Operation):
                 job, answer, endpoint = self._job(op, repository.get, cycle.body), None, head.path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from bench.models import build_image
 from service.dataplane.operations import ENCODE, RECONSTRUCT, Job
 from service.dataplane.plane import DataPlane
-from service.dataplane.scheduler import Arrivals, BatchOptions, Scheduler
+from service.dataplane.scheduler import Arrivals, BatchOptions, LoopLag, Scheduler
 from service.http.problems import status_of
 from service.metrics import Metrics
 from service.runtime.errors import NotReady, Overloaded
@@ -481,6 +482,45 @@ def test_requests_that_would_wait_longer_than_the_bound_are_shed_with_503() -> N
             await queued
         assert batcher.queued == 0
         assert np.array_equal((await submit(batcher, x))[0], x * 2)  # serving again
+        await batcher.stop()
+
+    run(main())
+
+
+def test_requests_are_shed_while_the_loop_runs_later_than_the_bound() -> None:
+    """Under overload the wait is in the sockets, before any queue: while the event loop runs
+    later than AESERVE_MAX_QUEUE_WAIT_MS new requests get 503 at once."""
+    model = FakeModel()
+
+    async def main() -> None:
+        lag = LoopLag(interval_s=0.005)
+        lag.start()
+        batcher = Scheduler(
+            work_of(model),  # type: ignore[arg-type]
+            BatchOptions(max_size=2, max_wait_s=0.0, max_queue_wait_s=0.05),
+            name="fake",
+            lag=lag,
+        )
+        batcher.start()
+        x = np.ones((1, 2), dtype=np.float32)
+        assert np.array_equal((await submit(batcher, x))[0], x * 2)
+        time.sleep(0.2)  # one stall (a collection, a busy neighbour): nothing is shed
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert lag.late_s < 0.05 and np.array_equal((await submit(batcher, x))[0], x * 2)
+        for _ in range(2):  # the loop is held twice: two ticks in a row fire late
+            time.sleep(0.2)
+            for _ in range(3):  # the late tick runs within a loop turn or two
+                await asyncio.sleep(0)
+        assert lag.late_s > 0.05, lag.late_s
+        with pytest.raises(Overloaded, match="AESERVE_MAX_QUEUE_WAIT_MS"):
+            await submit(batcher, x)
+        for _ in range(100):  # on time again (within a second on a busy machine)
+            await asyncio.sleep(0.01)
+            if lag.late_s < 0.05:
+                break
+        assert np.array_equal((await submit(batcher, x))[0], x * 2)
+        lag.stop()
         await batcher.stop()
 
     run(main())
