@@ -45,6 +45,8 @@ class ParsedRequest:
     # Accept: application/x-npy (answer as .npy), and the body's size in bytes.
     npy: bool = False
     size: int = 0
+    # The inputs came as a .npy body: already an array (no per-value conversion left to do).
+    binary: bool = False
 
 
 def content_headers(request: Request) -> tuple[str, str]:
@@ -95,7 +97,7 @@ async def read_request(
         query[npy_field] = decode_npy(body)  # typed Any in the schema: passed through as is
         options = validate(schema, query, "query parameters")
         runtime = select_model(request, repository, options.model, options.version)
-        return ParsedRequest(options, runtime, npy=npy_out, size=len(body))
+        return ParsedRequest(options, runtime, npy=npy_out, size=len(body), binary=True)
     if not is_json(ctype):
         accepted = [JSON] + ([MULTIPART] if op.uploads else []) + ([NPY] if npy_field else [])
         raise UnsupportedMediaType(

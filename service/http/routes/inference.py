@@ -68,10 +68,12 @@ def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         parsed = await read_request(request, op, plane.repository)
         runtime, options = parsed.runtime, parsed.options
         # Image decoding (uploads or base64 images, whatever the body's size: a few KB of PNG
-        # can declare millions of pixels) and large bodies are converted in the thread pool.
+        # can declare millions of pixels) and large JSON bodies (their numbers become an array
+        # here) are converted in the thread pool. A .npy body is an array already: checking
+        # its shape costs microseconds, less than the hand-off to a thread and back.
         if (
             parsed.uploads is not None
-            or parsed.size > LARGE_BODY
+            or (parsed.size > LARGE_BODY and not parsed.binary)
             or options.__dict__.get("images") is not None
         ):
             job = await run_in_threadpool(

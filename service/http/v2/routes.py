@@ -98,7 +98,9 @@ def _endpoint(template: str) -> Endpoint:
         encoding = headers.get("content-encoding")
         limit = request.app.state.policy.max_body_bytes
         args = (runtime.name, request.path_params.get("version"))
-        if encoding is not None or len(body) > LARGE_BODY:  # decoding in the thread pool
+        # Decompressing, and parsing a large JSON part, in the thread pool; binary buffers
+        # become arrays without a copy, whatever their size.
+        if encoding is not None or _json_part(headers.get(HEADER_LENGTH), len(body)) > LARGE_BODY:
             read = await run_in_threadpool(_read, body, encoding, limit, headers, *args)
         else:
             read = wire.read(body, headers.get(HEADER_LENGTH), *args)
@@ -116,6 +118,14 @@ def _endpoint(template: str) -> Endpoint:
         return Response(data, media_type=media, headers=out_headers)
 
     return infer
+
+
+def _json_part(header_length: str | None, size: int) -> int:
+    """The size of a body's JSON part: Inference-Header-Content-Length when it is a number
+    within the body (wire.read refuses it otherwise), else the whole body."""
+    if header_length is not None and header_length.isdigit() and int(header_length) <= size:
+        return int(header_length)
+    return size
 
 
 def _read(
