@@ -320,3 +320,105 @@ def test_metrics_count_v2_requests(client: TestClient) -> None:
     infer(client, "glyph", {"inputs": [x_input(glyphs(1))]})
     text = client.get("/metrics").text
     assert 'endpoint="/v2/models/{model}/infer",model="glyph",status="200"' in text
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        # Optional fields may be left out, not null (the documented schema says so too).
+        (b'{"id": null, "inputs": []}', "id: Value error, null is not allowed"),
+        (b'{"inputs": [], "outputs": null}', "outputs: Value error, null is not allowed"),
+        (b'{"inputs": [], "parameters": null}', "parameters: Value error, null"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32", "data": null}]}',
+            "inputs.0.data: Value error, null is not allowed",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32"}]}',
+            "input 'x' has no data; send 'data' or binary_data_size",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [0], "datatype": "FP32", "data": []},'
+            b' {"name": "x", "shape": [0], "datatype": "FP32", "data": []}]}',
+            "input 'x' is given twice",
+        ),
+        # Parameters are strings, numbers or booleans; the binary extension's are booleans.
+        (
+            b'{"inputs": [], "parameters": {"n": {"a": 1}}}',
+            "parameters.n: Value error, a parameter is a string, a number or a boolean",
+        ),
+        (
+            b'{"inputs": [], "parameters": {"binary_data_output": "yes"}}',
+            "parameter binary_data_output is 'yes'; send true or false",
+        ),
+        (
+            b'{"inputs": [], "outputs": [{"name": "z", "parameters": {"binary_data": 1}}]}',
+            "parameter binary_data of output 'z' is '1'",
+        ),
+        # Triton's classification extension is not offered: not silently ignored either.
+        (
+            b'{"inputs": [], "outputs": [{"name": "z", "parameters": {"classification": 2}}]}',
+            "output 'z' asks for classification (Triton's extension)",
+        ),
+    ],
+)
+def test_requests_as_strict_as_the_documented_schema(
+    client: TestClient, body: bytes, needle: str
+) -> None:
+    # (The express lane declines the null id and outputs: tests/service/test_v2_express.py.)
+    r = client.post("/v2/models/glyph/infer", content=body)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"], r.json()
+
+
+def test_the_openapi_document_describes_v2_precisely(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    post = doc["paths"]["/v2/models/{model}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in post["parameters"]] == ["model", "version"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/V2InferenceRequest"
+    }
+    assert set(post["responses"]["200"]["content"]) == {
+        "application/json",
+        "application/octet-stream",
+    }
+    assert post["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/V2Error"
+    }
+    tensor = schemas["V2RequestInput"]["properties"]
+    assert tensor["datatype"]["enum"] == list(tensors.DTYPES)
+    assert tensor["name"]["enum"] == ["x", "z"]
+    assert tensor["shape"]["items"] == {"type": "integer", "minimum": 0}
+    # Every output a model's metadata lists is a documented output name.
+    names = set(schemas["V2RequestOutput"]["properties"]["name"]["enum"])
+    for model in ("glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"):
+        meta = client.get(f"/v2/models/{model}").json()
+        assert {o["name"] for o in meta["outputs"]} <= names
+    # The repository index is served on GET and POST: both are documented (Allow matches).
+    assert set(doc["paths"]["/v2/repository/index"]) == {"get", "post"}
+    r = client.request("PUT", "/v2/repository/index")
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
+
+
+def test_repository_index_ready_filter(client: TestClient) -> None:
+    every = client.post("/v2/repository/index").json()
+    assert client.get("/v2/repository/index").json() == every
+    assert client.post("/v2/repository/index", json={"ready": False}).json() == every
+    ready = client.post("/v2/repository/index", json={"ready": True}).json()
+    assert ready == [row for row in every if row["state"] == "READY"]
+    r = client.post("/v2/repository/index", json={"ready": "yes"})
+    assert r.status_code == 422 and "ready: Input should be a valid boolean" in r.json()["error"]
+
+
+def test_accept_encoding_weights(client: TestClient) -> None:
+    body = {"inputs": [], "parameters": {"n": 1, "seed": 1}}
+    for accept, coding in (
+        ("gzip;q=0, deflate", "deflate"),
+        ("gzip;q=0.0, deflate;q=0", None),
+        ("deflate;q=0.5, gzip;q=0.1", "gzip"),
+        ("identity", None),
+    ):
+        r = infer(client, "glyph", body, headers={"accept-encoding": accept})
+        assert r.status_code == 200 and r.headers.get("content-encoding") == coding, accept
