@@ -64,12 +64,15 @@ def inputs_for(model: str) -> np.ndarray:
     return glyphs(3, seed=7)
 
 
-@pytest.mark.parametrize("model", ["glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"])
-def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str) -> None:
-    x = inputs_for(model)
-    meta = client.get(f"/v2/models/{model}").json()
-    names = [o["name"] for o in meta["outputs"]]
-    got = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))  # every output
+MODELS = ["glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"]
+
+
+def assert_every_output_equals_rest(
+    client: TestClient, model: str, x: np.ndarray, got: dict[str, np.ndarray]
+) -> np.ndarray:
+    """``got``: every output of input ``x`` (v2 REST or gRPC); each equals the REST API's
+    answer bit for bit. Returns the REST latents (to decode)."""
+    names = [o["name"] for o in client.get(f"/v2/models/{model}").json()["outputs"]]
     vae = model == "glyph-vae"
     enc = rest(client, "/encode", {"model": model, "inputs": x, "return_logvar": vae})
     rec = rest(client, "/reconstruct", {"model": model, "inputs": x})
@@ -95,8 +98,15 @@ def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str)
                 )
     if model == "glyph-denoise":
         same(got["denoised"], rest(client, "/denoise", {"model": model, "inputs": x})["outputs"])
+    return np.asarray(enc["latents"], dtype=np.float32)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str) -> None:
+    x = inputs_for(model)
+    got = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))  # every output
+    z = assert_every_output_equals_rest(client, model, x, got)
     # decode and sample
-    z = np.asarray(enc["latents"], dtype=np.float32)
     dec = outputs_of(infer(client, model, {"inputs": [x_input(z, "z")]}))
     same(dec["x_hat"], rest(client, "/decode", {"model": model, "latents": z})["outputs"])
     r = infer(client, model, {"inputs": [], "parameters": {"n": 3, "seed": 11, "scale": 0.5}})
@@ -125,6 +135,21 @@ def test_parameters_are_the_rest_options(client: TestClient) -> None:
     same(got["x_hat"], rec["outputs"])
     same(got["is_anomaly"], ano["is_anomaly"])
     assert got["threshold"].tolist() == [0.05]
+
+
+def test_rest_options_that_are_not_parameters_are_ignored(client: TestClient) -> None:
+    """The answer is tensors: output_format (PNG strings), the model and version (the path
+    says), input forms and ids are no v2 parameters (output_format was a 500)."""
+    x = glyphs(2)
+    body: dict[str, Any] = {"inputs": [x_input(x)], "outputs": [{"name": "x_hat"}]}
+    plain = outputs_of(infer(client, "glyph", body))
+    noise = {"output_format": "png", "version": "9", "model": "nope", "resize": True}
+    noise |= {"top_features": 1, "return_logvar": True, "inputs": "x", "ids": "a"}
+    for key, value in noise.items():
+        got = outputs_of(infer(client, "glyph", {**body, "parameters": {key: value}}))
+        same(got["x_hat"], plain["x_hat"])
+    sampled = infer(client, "glyph", {"inputs": [], "parameters": {"n": 1, **noise}})
+    assert sampled.status_code == 200, sampled.text
 
 
 def test_asking_for_z_runs_the_encoder_alone(

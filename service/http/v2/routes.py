@@ -70,7 +70,8 @@ async def ready(request: Request) -> Response:
 
 async def model_metadata(request: Request) -> Response:
     """A model's inputs and outputs."""
-    return _json(v2.metadata(_model(request)))
+    runtime = _model(request)
+    return _json(v2.metadata(runtime, v2.versions(_plane(request).repository, runtime.name)))
 
 
 async def model_ready(request: Request) -> Response:
