@@ -115,6 +115,17 @@ def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str)
     same(drawn["z"], smp["latents"])
     same(drawn["x_hat"], smp["outputs"])
     assert r.json()["parameters"] == {"seed": 11}
+    if model.startswith("glyph"):  # the binary models: binarize on every operation it has
+        on = {"binarize": True}
+        dec = outputs_of(infer(client, model, {"inputs": [x_input(z, "z")], "parameters": on}))
+        same(dec["x_hat"], rest(client, "/decode", {"model": model, "latents": z, **on})["outputs"])
+        r = infer(client, model, {"inputs": [], "parameters": {"n": 2, "seed": 4, **on}})
+        smp = rest(client, "/sample", {"model": model, "n": 2, "seed": 4, **on})
+        same(outputs_of(r)["x_hat"], smp["outputs"])
+        if model == "glyph-denoise":
+            body = {"inputs": [x_input(x)], "outputs": [{"name": "denoised"}], "parameters": on}
+            den = rest(client, "/denoise", {"model": model, "inputs": x, **on})
+            same(outputs_of(infer(client, model, body))["denoised"], den["outputs"])
 
 
 def test_parameters_are_the_rest_options(client: TestClient) -> None:
@@ -226,6 +237,57 @@ def test_binary_data_output_for_all_outputs(client: TestClient) -> None:
     outputs = orjson.loads(r.content[:n])["outputs"]
     assert all("data" not in t and t["parameters"]["binary_data_size"] > 0 for t in outputs)
     assert n + sum(t["parameters"]["binary_data_size"] for t in outputs) == len(r.content)
+
+
+def binary_outputs(response: Any) -> dict[str, np.ndarray]:
+    """A binary answer's tensors (every output binary) as arrays of their datatype."""
+    assert response.status_code == 200, response.text
+    n = int(response.headers["inference-header-content-length"])
+    out, at = {}, n
+    for t in orjson.loads(response.content[:n])["outputs"]:
+        size = t["parameters"]["binary_data_size"]
+        raw = response.content[at : at + size]
+        out[t["name"]] = tensors.from_bytes(t["name"], t["datatype"], t["shape"], raw)
+        at += size
+    assert at == len(response.content)
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_binary_tensors_are_the_json_tensors(client: TestClient, model: str) -> None:
+    """The binary extension both ways gives the JSON answer's numbers, bit for bit, for every
+    output (FP32, FP64, BOOL) of every operation: samples, latents and sampling."""
+    x = inputs_for(model)
+    z = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))["mu" if "vae" in model else "z"]
+    draw = {"n": 2, "seed": 3}
+    for name, array, parameters in (("x", x, {}), ("z", z, {}), (None, None, draw)):
+        inputs = [x_input(array, name)] if name is not None else []
+        json_answer = outputs_of(infer(client, model, {"inputs": inputs, "parameters": parameters}))
+        header: dict[str, Any] = {
+            "inputs": [],
+            "parameters": {**parameters, "binary_data_output": True},
+        }
+        tail = b""
+        if name is not None:
+            tail = np.ascontiguousarray(array, dtype="<f4").tobytes()
+            header["inputs"] = [
+                {
+                    "name": name,
+                    "shape": list(array.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(tail)},
+                }
+            ]
+        head = orjson.dumps(header)
+        r = client.post(
+            f"/v2/models/{model}/infer",
+            content=head + tail,
+            headers={"inference-header-content-length": str(len(head))},
+        )
+        got = binary_outputs(r)
+        assert list(got) == list(json_answer)
+        for key, value in json_answer.items():
+            assert got[key].dtype == value.dtype and np.array_equal(got[key], value), key
 
 
 @pytest.mark.parametrize(
