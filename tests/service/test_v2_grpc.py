@@ -249,6 +249,12 @@ def test_grpc_errors_are_the_rest_messages(
         },
     )
     assert r.status_code == 422 and info.value.message() == r.json()["error"]
+    words = grpcclient.InferInput("x", [1], "BYTES")  # a datatype no model takes
+    words.set_data_from_numpy(np.array([b"a"], dtype=np.object_))
+    with pytest.raises(InferenceServerException) as info:
+        client.infer("glyph", [words])
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert info.value.message().startswith("input 'x' has datatype 'BYTES'; send one of BOOL,")
     with pytest.raises(InferenceServerException) as info:
         client.infer("glyph", [], parameters={"n": 0})
     r = http.post("/sample", json={"model": "glyph", "n": 0})
