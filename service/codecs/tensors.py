@@ -24,7 +24,7 @@ import orjson
 import simdjson
 
 from service.codecs.flatjson import exact32
-from service.runtime.errors import BadRequest, InvalidInput
+from service.runtime.errors import BadRequest, InvalidInput, clip
 
 # v2 datatypes numpy can hold (little-endian, as the protocol sends them). BF16 and BYTES are
 # protocol datatypes no model here takes: refused with a message naming these.
@@ -130,6 +130,14 @@ def from_data(name: str, datatype: Any, shape: Any, data: Any) -> Array:
     if dtype.kind in "iu" and values.size and not np.array_equal(array, values):
         raise InvalidInput(f"input '{name}' has values that do not fit {datatype}")
     return array
+
+
+def no_classification(output: str) -> str:
+    """The message refusing Triton's classification extension on an output."""
+    return (
+        f"output '{clip(output)}' asks for classification (Triton's extension), which this "
+        "server does not offer; ask for the output's values"
+    )
 
 
 def to_bytes(array: Array) -> bytes:
@@ -245,7 +253,9 @@ def plain(body: bytes | bytearray) -> Plain | None:
             return None
         rid = doc.get("id")
         inputs = doc.get("inputs")
-        if (rid is not None and type(rid) is not str) or not isinstance(inputs, simdjson.Array):
+        if (rid is None and "id" in doc) or (rid is not None and type(rid) is not str):
+            return None  # a null id (or outputs, below) is refused by the full path
+        if not isinstance(inputs, simdjson.Array):
             return None
         if len(inputs) != 1:
             return None
@@ -261,6 +271,8 @@ def plain(body: bytes | bytearray) -> Plain | None:
             return None
         names: list[str] | None = None
         outputs = doc.get("outputs")
+        if outputs is None and "outputs" in doc:
+            return None
         # Flat data: the body's only arrays are inputs, shape, data and outputs (as_buffer
         # would flatten nested, even ragged, data; np.asarray would not).
         arrays = 3 + (outputs is not None)

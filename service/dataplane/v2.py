@@ -20,9 +20,11 @@ output                        operation (input)               REST field
 ``denoised``                  denoise, denoisers (``x``)      ``outputs``
 ============================  ==============================  =============================
 
-Request ``parameters`` set the operations' options by their REST names (``binarize``,
-``threshold``, ``n``, ``seed``, ``scale``) and are validated by the same schemas; others
-(e.g. Triton's ``binary_data_output``) are the transport's. The jobs go to the same schedulers
+Request ``parameters`` set the operations' options by their REST names (:data:`OPTIONS`:
+``binarize``, ``threshold``, ``n``, ``seed``, ``scale``) and are validated by the same schemas;
+the REST API's other options (the model and version, the input forms, ``output_format``: the
+answer is tensors) are not parameters; others (e.g. Triton's ``binary_data_output``) are the
+transport's. The jobs go to the same schedulers
 as every REST request, so the numbers are the REST answers' bit for bit.
 """
 
@@ -50,12 +52,14 @@ from service.dataplane.operations import (
     Operation,
 )
 from service.dataplane.plane import DataPlane
-from service.runtime.errors import InvalidInput, ModelNotFound, invalid_fields
+from service.runtime.errors import InvalidInput, invalid_fields
 from service.runtime.model import ModelRuntime
 from service.runtime.repository import ModelRepository
 
 Array = npt.NDArray[Any]
 PLATFORM = "aeserve_autoencoder"
+# The REST options a request's parameters may set (each operation reads those it has).
+OPTIONS = frozenset(("binarize", "threshold", "n", "seed", "scale"))
 # What an input is for: the samples of most operations, latents to decode.
 SAMPLES, LATENTS = "x", "z"
 
@@ -122,11 +126,11 @@ def outputs_of(runtime: ModelRuntime) -> list[TensorInfo]:
     return out
 
 
-def metadata(runtime: ModelRuntime) -> dict[str, Any]:
-    """The v2 model metadata document."""
+def metadata(runtime: ModelRuntime, versions: list[str]) -> dict[str, Any]:
+    """The v2 model metadata document (``versions``: every loaded version of the model)."""
     return {
         "name": runtime.name,
-        "versions": [runtime.version],
+        "versions": versions,
         "platform": PLATFORM,
         "inputs": [_info(t) for t in inputs_of(runtime)],
         "outputs": [_info(t) for t in outputs_of(runtime)],
@@ -138,26 +142,29 @@ def _info(t: TensorInfo) -> dict[str, Any]:
 
 
 def model(repository: ModelRepository, name: str, version: str | None) -> ModelRuntime:
-    """The named model (404 with the REST API's message otherwise), at ``version`` if given."""
-    runtime = repository.get(name)
-    if version is not None and version != runtime.version:
-        raise ModelNotFound(
-            f"model '{name}' has no version '{version}'; it serves version '{runtime.version}'"
-        )
-    return runtime
+    """The named model (the serving version, or ``version`` when given): 404 with the REST
+    API's message otherwise (the same lookup as its ``model`` and ``version`` options)."""
+    return repository.get(name, version)
+
+
+def versions(repository: ModelRepository, name: str) -> list[str]:
+    """Every loaded version of a loaded model, sorted."""
+    return sorted(repository.versions.get(name, {}))
 
 
 def index(repository: ModelRepository) -> list[dict[str, Any]]:
-    """The repository index: loaded models READY, refused ones UNAVAILABLE with the reason."""
+    """The repository index: every loaded version READY, refused models UNAVAILABLE with the
+    reason (version '')."""
     rows: list[dict[str, Any]] = [
-        {"name": name, "version": rt.version, "state": "READY", "reason": ""}
-        for name, rt in repository.models.items()
+        {"name": name, "version": version, "state": "READY", "reason": ""}
+        for name, loaded in repository.versions.items()
+        for version in loaded
     ]
     rows += [
         {"name": name, "version": "", "state": "UNAVAILABLE", "reason": reason}
         for name, reason in repository.failed.items()
     ]
-    return sorted(rows, key=lambda r: str(r["name"]))
+    return sorted(rows, key=lambda r: (str(r["name"]), str(r["version"])))
 
 
 # -- the plan: which operations run ------------------------------------------------------------
@@ -248,15 +255,11 @@ def options_for(
             return base
         return base.model_copy(update={"latents" if op is DECODE else "inputs": inputs})
     fields = op.options.model_fields
-    data: dict[str, Any] = {k: v for k, v in parameters.items() if k in fields and k != "model"}
-    for form in ("inputs", "images", "records", "latents", "return_logvar", "top_features"):
-        data.pop(form, None)
+    data: dict[str, Any] = {k: v for k, v in parameters.items() if k in OPTIONS and k in fields}
     if op is ENCODE:
         data["return_logvar"] = "logvar" in outputs
-    if op is ANOMALY_SCORE:
-        data.pop("ids", None)
-        if "contributions" in outputs:
-            data["top_features"] = runtime.size
+    if op is ANOMALY_SCORE and "contributions" in outputs:
+        data["top_features"] = runtime.size
     if inputs is not None:
         data["latents" if op is DECODE else "inputs"] = inputs
     try:

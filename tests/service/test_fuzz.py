@@ -70,7 +70,23 @@ class Zoo:
     def request_schema(self, path: str) -> dict[str, Any]:
         body = self.spec["paths"][path]["post"]["requestBody"]["content"]
         schema: dict[str, Any] = body["application/json"]["schema"]
-        return schema
+        return self.inline(schema)
+
+    def inline(self, schema: Any, depth: int = 0) -> Any:
+        """``schema`` with its ``$ref`` into the components written in place; a recursive one
+        (v2 tensor data, arrays nested by the shape) ends in flat arrays after a few levels."""
+        if isinstance(schema, list):
+            return [self.inline(s, depth) for s in schema]
+        if not isinstance(schema, dict):
+            return schema
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            if depth > 4:
+                return {"type": "array", "items": {"type": "number"}}
+            target = self.spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+            rest = {k: v for k, v in schema.items() if k != "$ref"}
+            return self.inline({**target, **rest}, depth + 1)
+        return {k: self.inline(v, depth) for k, v in schema.items()}
 
     def check(self, method: str, template: str, response: Any, sent: Any) -> None:
         """The invariant: no 5xx; a documented 4xx problem document, or a 2xx as documented."""

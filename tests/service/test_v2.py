@@ -64,12 +64,15 @@ def inputs_for(model: str) -> np.ndarray:
     return glyphs(3, seed=7)
 
 
-@pytest.mark.parametrize("model", ["glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"])
-def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str) -> None:
-    x = inputs_for(model)
-    meta = client.get(f"/v2/models/{model}").json()
-    names = [o["name"] for o in meta["outputs"]]
-    got = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))  # every output
+MODELS = ["glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"]
+
+
+def assert_every_output_equals_rest(
+    client: TestClient, model: str, x: np.ndarray, got: dict[str, np.ndarray]
+) -> np.ndarray:
+    """``got``: every output of input ``x`` (v2 REST or gRPC); each equals the REST API's
+    answer bit for bit. Returns the REST latents (to decode)."""
+    names = [o["name"] for o in client.get(f"/v2/models/{model}").json()["outputs"]]
     vae = model == "glyph-vae"
     enc = rest(client, "/encode", {"model": model, "inputs": x, "return_logvar": vae})
     rec = rest(client, "/reconstruct", {"model": model, "inputs": x})
@@ -95,8 +98,15 @@ def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str)
                 )
     if model == "glyph-denoise":
         same(got["denoised"], rest(client, "/denoise", {"model": model, "inputs": x})["outputs"])
+    return np.asarray(enc["latents"], dtype=np.float32)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str) -> None:
+    x = inputs_for(model)
+    got = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))  # every output
+    z = assert_every_output_equals_rest(client, model, x, got)
     # decode and sample
-    z = np.asarray(enc["latents"], dtype=np.float32)
     dec = outputs_of(infer(client, model, {"inputs": [x_input(z, "z")]}))
     same(dec["x_hat"], rest(client, "/decode", {"model": model, "latents": z})["outputs"])
     r = infer(client, model, {"inputs": [], "parameters": {"n": 3, "seed": 11, "scale": 0.5}})
@@ -105,6 +115,17 @@ def test_every_operation_equals_rest_bit_for_bit(client: TestClient, model: str)
     same(drawn["z"], smp["latents"])
     same(drawn["x_hat"], smp["outputs"])
     assert r.json()["parameters"] == {"seed": 11}
+    if model.startswith("glyph"):  # the binary models: binarize on every operation it has
+        on = {"binarize": True}
+        dec = outputs_of(infer(client, model, {"inputs": [x_input(z, "z")], "parameters": on}))
+        same(dec["x_hat"], rest(client, "/decode", {"model": model, "latents": z, **on})["outputs"])
+        r = infer(client, model, {"inputs": [], "parameters": {"n": 2, "seed": 4, **on}})
+        smp = rest(client, "/sample", {"model": model, "n": 2, "seed": 4, **on})
+        same(outputs_of(r)["x_hat"], smp["outputs"])
+        if model == "glyph-denoise":
+            body = {"inputs": [x_input(x)], "outputs": [{"name": "denoised"}], "parameters": on}
+            den = rest(client, "/denoise", {"model": model, "inputs": x, **on})
+            same(outputs_of(infer(client, model, body))["denoised"], den["outputs"])
 
 
 def test_parameters_are_the_rest_options(client: TestClient) -> None:
@@ -125,6 +146,21 @@ def test_parameters_are_the_rest_options(client: TestClient) -> None:
     same(got["x_hat"], rec["outputs"])
     same(got["is_anomaly"], ano["is_anomaly"])
     assert got["threshold"].tolist() == [0.05]
+
+
+def test_rest_options_that_are_not_parameters_are_ignored(client: TestClient) -> None:
+    """The answer is tensors: output_format (PNG strings), the model and version (the path
+    says), input forms and ids are no v2 parameters (output_format was a 500)."""
+    x = glyphs(2)
+    body: dict[str, Any] = {"inputs": [x_input(x)], "outputs": [{"name": "x_hat"}]}
+    plain = outputs_of(infer(client, "glyph", body))
+    noise = {"output_format": "png", "version": "9", "model": "nope", "resize": True}
+    noise |= {"top_features": 1, "return_logvar": True, "inputs": "x", "ids": "a"}
+    for key, value in noise.items():
+        got = outputs_of(infer(client, "glyph", {**body, "parameters": {key: value}}))
+        same(got["x_hat"], plain["x_hat"])
+    sampled = infer(client, "glyph", {"inputs": [], "parameters": {"n": 1, **noise}})
+    assert sampled.status_code == 200, sampled.text
 
 
 def test_asking_for_z_runs_the_encoder_alone(
@@ -201,6 +237,57 @@ def test_binary_data_output_for_all_outputs(client: TestClient) -> None:
     outputs = orjson.loads(r.content[:n])["outputs"]
     assert all("data" not in t and t["parameters"]["binary_data_size"] > 0 for t in outputs)
     assert n + sum(t["parameters"]["binary_data_size"] for t in outputs) == len(r.content)
+
+
+def binary_outputs(response: Any) -> dict[str, np.ndarray]:
+    """A binary answer's tensors (every output binary) as arrays of their datatype."""
+    assert response.status_code == 200, response.text
+    n = int(response.headers["inference-header-content-length"])
+    out, at = {}, n
+    for t in orjson.loads(response.content[:n])["outputs"]:
+        size = t["parameters"]["binary_data_size"]
+        raw = response.content[at : at + size]
+        out[t["name"]] = tensors.from_bytes(t["name"], t["datatype"], t["shape"], raw)
+        at += size
+    assert at == len(response.content)
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_binary_tensors_are_the_json_tensors(client: TestClient, model: str) -> None:
+    """The binary extension both ways gives the JSON answer's numbers, bit for bit, for every
+    output (FP32, FP64, BOOL) of every operation: samples, latents and sampling."""
+    x = inputs_for(model)
+    z = outputs_of(infer(client, model, {"inputs": [x_input(x)]}))["mu" if "vae" in model else "z"]
+    draw = {"n": 2, "seed": 3}
+    for name, array, parameters in (("x", x, {}), ("z", z, {}), (None, None, draw)):
+        inputs = [x_input(array, name)] if name is not None else []
+        json_answer = outputs_of(infer(client, model, {"inputs": inputs, "parameters": parameters}))
+        header: dict[str, Any] = {
+            "inputs": [],
+            "parameters": {**parameters, "binary_data_output": True},
+        }
+        tail = b""
+        if name is not None:
+            tail = np.ascontiguousarray(array, dtype="<f4").tobytes()
+            header["inputs"] = [
+                {
+                    "name": name,
+                    "shape": list(array.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(tail)},
+                }
+            ]
+        head = orjson.dumps(header)
+        r = client.post(
+            f"/v2/models/{model}/infer",
+            content=head + tail,
+            headers={"inference-header-content-length": str(len(head))},
+        )
+        got = binary_outputs(r)
+        assert list(got) == list(json_answer)
+        for key, value in json_answer.items():
+            assert got[key].dtype == value.dtype and np.array_equal(got[key], value), key
 
 
 @pytest.mark.parametrize(
@@ -320,3 +407,105 @@ def test_metrics_count_v2_requests(client: TestClient) -> None:
     infer(client, "glyph", {"inputs": [x_input(glyphs(1))]})
     text = client.get("/metrics").text
     assert 'endpoint="/v2/models/{model}/infer",model="glyph",status="200"' in text
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        # Optional fields may be left out, not null (the documented schema says so too).
+        (b'{"id": null, "inputs": []}', "id: Value error, null is not allowed"),
+        (b'{"inputs": [], "outputs": null}', "outputs: Value error, null is not allowed"),
+        (b'{"inputs": [], "parameters": null}', "parameters: Value error, null"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32", "data": null}]}',
+            "inputs.0.data: Value error, null is not allowed",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 35], "datatype": "FP32"}]}',
+            "input 'x' has no data; send 'data' or binary_data_size",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [0], "datatype": "FP32", "data": []},'
+            b' {"name": "x", "shape": [0], "datatype": "FP32", "data": []}]}',
+            "input 'x' is given twice",
+        ),
+        # Parameters are strings, numbers or booleans; the binary extension's are booleans.
+        (
+            b'{"inputs": [], "parameters": {"n": {"a": 1}}}',
+            "parameters.n: Value error, a parameter is a string, a number or a boolean",
+        ),
+        (
+            b'{"inputs": [], "parameters": {"binary_data_output": "yes"}}',
+            "parameter binary_data_output is 'yes'; send true or false",
+        ),
+        (
+            b'{"inputs": [], "outputs": [{"name": "z", "parameters": {"binary_data": 1}}]}',
+            "parameter binary_data of output 'z' is '1'",
+        ),
+        # Triton's classification extension is not offered: not silently ignored either.
+        (
+            b'{"inputs": [], "outputs": [{"name": "z", "parameters": {"classification": 2}}]}',
+            "output 'z' asks for classification (Triton's extension)",
+        ),
+    ],
+)
+def test_requests_as_strict_as_the_documented_schema(
+    client: TestClient, body: bytes, needle: str
+) -> None:
+    # (The express lane declines the null id and outputs: tests/service/test_v2_express.py.)
+    r = client.post("/v2/models/glyph/infer", content=body)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"], r.json()
+
+
+def test_the_openapi_document_describes_v2_precisely(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    post = doc["paths"]["/v2/models/{model}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in post["parameters"]] == ["model", "version"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/V2InferenceRequest"
+    }
+    assert set(post["responses"]["200"]["content"]) == {
+        "application/json",
+        "application/octet-stream",
+    }
+    assert post["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/V2Error"
+    }
+    tensor = schemas["V2RequestInput"]["properties"]
+    assert tensor["datatype"]["enum"] == list(tensors.DTYPES)
+    assert tensor["name"]["enum"] == ["x", "z"]
+    assert tensor["shape"]["items"] == {"type": "integer", "minimum": 0}
+    # Every output a model's metadata lists is a documented output name.
+    names = set(schemas["V2RequestOutput"]["properties"]["name"]["enum"])
+    for model in ("glyph", "glyph-denoise", "glyph-vae", "pixels28", "table"):
+        meta = client.get(f"/v2/models/{model}").json()
+        assert {o["name"] for o in meta["outputs"]} <= names
+    # The repository index is served on GET and POST: both are documented (Allow matches).
+    assert set(doc["paths"]["/v2/repository/index"]) == {"get", "post"}
+    r = client.request("PUT", "/v2/repository/index")
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "HEAD", "POST"}
+
+
+def test_repository_index_ready_filter(client: TestClient) -> None:
+    every = client.post("/v2/repository/index").json()
+    assert client.get("/v2/repository/index").json() == every
+    assert client.post("/v2/repository/index", json={"ready": False}).json() == every
+    ready = client.post("/v2/repository/index", json={"ready": True}).json()
+    assert ready == [row for row in every if row["state"] == "READY"]
+    r = client.post("/v2/repository/index", json={"ready": "yes"})
+    assert r.status_code == 422 and "ready: Input should be a valid boolean" in r.json()["error"]
+
+
+def test_accept_encoding_weights(client: TestClient) -> None:
+    body = {"inputs": [], "parameters": {"n": 1, "seed": 1}}
+    for accept, coding in (
+        ("gzip;q=0, deflate", "deflate"),
+        ("gzip;q=0.0, deflate;q=0", None),
+        ("deflate;q=0.5, gzip;q=0.1", "gzip"),
+        ("identity", None),
+    ):
+        r = infer(client, "glyph", body, headers={"accept-encoding": accept})
+        assert r.status_code == 200 and r.headers.get("content-encoding") == coding, accept

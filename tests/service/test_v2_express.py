@@ -77,6 +77,9 @@ CASES: list[tuple[str, Any, bool]] = [
     (INFER.format("glyph"), just("z", [1.0] * 3, [1, 3]), False),
     (INFER.format("glyph"), just("?", G_FLAT, [2, 35]), False),
     (INFER.format("glyph"), [1], False),
+    # A null id or outputs: refused (422) as the documented schema says, never read as absent.
+    (INFER.format("glyph"), {**just("x_hat", G_FLAT, [2, 35]), "id": None}, False),
+    (INFER.format("glyph"), {**just("x_hat", G_FLAT, [2, 35]), "outputs": None}, False),
 ]
 
 

@@ -65,6 +65,9 @@ def read(message: Any) -> InferRequest:
             name, datatype, shape, list(getattr(tensor.contents, field))
         )
     parameters = {k: parameter(v) for k, v in message.parameters.items()}
+    for output in message.outputs:
+        if "classification" in output.parameters:
+            raise InvalidInput(tensors.no_classification(output.name))
     outputs = [o.name for o in message.outputs] or None
     return InferRequest(
         message.model_name,

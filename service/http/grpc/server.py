@@ -80,10 +80,11 @@ class InferenceService:
         return pb.ModelReadyResponse(ready=True), runtime.name
 
     async def ModelMetadata(self, request: Any) -> tuple[Any, str]:
-        runtime = v2.model(self.plane.repository, request.name, request.version or None)
+        repository = self.plane.repository
+        runtime = v2.model(repository, request.name, request.version or None)
         answer = pb.ModelMetadataResponse(
             name=runtime.name,
-            versions=[runtime.version],
+            versions=v2.versions(repository, runtime.name),
             platform=v2.PLATFORM,
             inputs=messages.tensor_metadata(v2.inputs_of(runtime)),
             outputs=messages.tensor_metadata(v2.outputs_of(runtime)),

@@ -70,7 +70,8 @@ async def ready(request: Request) -> Response:
 
 async def model_metadata(request: Request) -> Response:
     """A model's inputs and outputs."""
-    return _json(v2.metadata(_model(request)))
+    runtime = _model(request)
+    return _json(v2.metadata(runtime, v2.versions(_plane(request).repository, runtime.name)))
 
 
 async def model_ready(request: Request) -> Response:
@@ -80,8 +81,12 @@ async def model_ready(request: Request) -> Response:
 
 
 async def repository_index(request: Request) -> Response:
-    """Every model of the repository: READY, or UNAVAILABLE with the reason it was refused."""
-    return _json(v2.index(_plane(request).repository))
+    """Every model version of the repository: READY, or UNAVAILABLE with the reason it was
+    refused; ``{"ready": true}`` (POST) keeps the READY ones."""
+    rows = v2.index(_plane(request).repository)
+    if request.method == "POST" and wire.index_request(await request.body()).ready:
+        rows = [row for row in rows if row["state"] == "READY"]
+    return _json(rows)
 
 
 def _endpoint(template: str) -> Endpoint:

@@ -1,27 +1,46 @@
-"""The v2 REST wire format (Open Inference Protocol), named by role.
+"""The v2 REST wire format (Open Inference Protocol): request validation.
 
-Requests are validated with these models (tensor ``data`` typed ``Any``: the codec turns it
-into numpy in one call, ``service/codecs/tensors.py``); answers are written by orjson and
-documented here for OpenAPI.
+Requests are validated with these models, exactly as strict as the documented request schema
+(``openapi.py``): optional fields may be left out but not ``null``, ``parameters`` map names
+to a string, number or boolean. Tensor ``data`` is typed ``Any`` here: the codec checks it
+and turns it into numpy in one call (``service/codecs/tensors.py``). Answers are written by
+orjson; their schemas are documented in ``openapi.py``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
-Parameters = dict[str, Any]
-TensorData = Annotated[
-    Any,
-    WithJsonSchema(
-        {
-            "type": "array",
-            "items": {},
-            "description": "the elements, row-major, flat or nested by the shape",
-        }
-    ),
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("a parameter is a string, a number or a boolean")
+
+
+# A parameter's value, as the protocol's ``$parameter``: a string, a number or a boolean.
+Scalar = Annotated[
+    bool | int | float | str,
+    PlainValidator(_scalar, json_schema_input_type=bool | int | float | str),
 ]
+Parameters = dict[str, Scalar]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("null is not allowed here; leave the field out")
+    return value
 
 
 class _Wire(BaseModel):
@@ -30,94 +49,32 @@ class _Wire(BaseModel):
 
 
 class RequestInput(_Wire):
-    name: StrictStr = Field(description="'x' (samples) or 'z' (latents to decode)")
-    shape: list[StrictInt] = Field(description="e.g. [N, 28, 28] or [N, 784]")
-    datatype: StrictStr = Field(description="FP32 (any numeric datatype is converted)")
-    parameters: Parameters | None = Field(
-        None, description="binary tensor extension: binary_data_size (bytes after the header)"
-    )
-    data: TensorData | None = None
+    name: StrictStr
+    shape: list[StrictInt]
+    datatype: StrictStr
+    parameters: Parameters = Field(default_factory=dict)
+    data: Any = None  # the codec checks it (an array of numbers or booleans, flat or nested)
+
+    _present = field_validator("parameters", "data", mode="before")(_not_null)
 
 
 class RequestOutput(_Wire):
     name: StrictStr
-    parameters: Parameters | None = Field(
-        None, description="binary tensor extension: binary_data (true: raw bytes after the JSON)"
-    )
+    parameters: Parameters = Field(default_factory=dict)
+
+    _present = field_validator("parameters", mode="before")(_not_null)
 
 
 class InferenceRequest(_Wire):
-    id: StrictStr | None = Field(None, description="echoed in the answer")
-    parameters: Parameters | None = Field(
-        None,
-        description="operation options by their REST names: binarize, threshold, n, seed, "
-        "scale; binary_data_output (binary tensor extension)",
-    )
-    inputs: list[RequestInput] = Field(description="one input: 'x' or 'z' (none to sample)")
-    outputs: list[RequestOutput] | None = Field(
-        None, description="the outputs wanted (only their operations run); default: all"
-    )
+    id: StrictStr | None = None
+    parameters: Parameters = Field(default_factory=dict)
+    inputs: list[RequestInput]
+    outputs: list[RequestOutput] | None = None
+
+    _present = field_validator("id", "parameters", "outputs", mode="before")(_not_null)
 
 
-class ResponseOutput(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    parameters: Parameters | None = None
-    data: list[Any] | None = None
+class IndexRequest(_Wire):
+    """``POST /v2/repository/index``'s optional body."""
 
-
-class InferenceResponse(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
-
-    model_name: str
-    model_version: str
-    id: str | None = None
-    parameters: Parameters | None = None
-    outputs: list[ResponseOutput]
-
-
-class TensorMetadata(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int]
-
-
-class ModelMetadata(BaseModel):
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-
-
-class ServerMetadata(BaseModel):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-class Live(BaseModel):
-    live: bool
-
-
-class Ready(BaseModel):
-    ready: bool
-
-
-class ModelReady(BaseModel):
-    name: str
-    ready: bool
-
-
-class IndexEntry(BaseModel):
-    name: str
-    version: str
-    state: str = Field(description="READY, or UNAVAILABLE with the reason")
-    reason: str
-
-
-class Error(BaseModel):
-    """The protocol's error body."""
-
-    error: str
+    ready: StrictBool = False

@@ -18,8 +18,14 @@ from service.codecs import tensors
 from service.codecs.arrays import json_object
 from service.dataplane.v2 import InferRequest, InferResponse
 from service.http.policy import too_large
-from service.http.v2.schemas import InferenceRequest
-from service.runtime.errors import BadRequest, PayloadTooLarge, invalid_fields
+from service.http.v2.schemas import IndexRequest, InferenceRequest
+from service.runtime.errors import (
+    BadRequest,
+    InvalidInput,
+    PayloadTooLarge,
+    clip,
+    invalid_fields,
+)
 
 
 @dataclass
@@ -63,19 +69,19 @@ def read(body: bytes, header_length: str | None, model: str, version: str | None
         parsed = InferenceRequest.model_validate(json_object(head))
     except ValidationError as exc:
         raise invalid_fields(list(exc.errors()), "request") from None
-    parameters = dict(parsed.parameters or {})
+    parameters = dict(parsed.parameters)
     raw = [{"name": i.name, "parameters": i.parameters} for i in parsed.inputs]
     buffers = tensors.take_buffers(raw, tail)
     inputs: dict[str, Any] = {}
     for tensor, buffer in zip(parsed.inputs, buffers, strict=True):
         if tensor.name in inputs:
-            raise BadRequest(f"input '{tensor.name}' is given twice")
+            raise InvalidInput(f"input '{tensor.name}' is given twice")
         if buffer is not None:
             inputs[tensor.name] = tensors.from_bytes(
                 tensor.name, tensor.datatype, tensor.shape, buffer
             )
         elif tensor.data is None:
-            raise BadRequest(
+            raise InvalidInput(
                 f"input '{tensor.name}' has no data; send 'data' or binary_data_size with the "
                 "binary tensor extension"
             )
@@ -83,17 +89,36 @@ def read(body: bytes, header_length: str | None, model: str, version: str | None
             inputs[tensor.name] = tensors.from_data(
                 tensor.name, tensor.datatype, tensor.shape, tensor.data
             )
-    binary_default = parameters.pop("binary_data_output", False) is True
+    binary_default = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
     outputs = None
     binary: set[str] = set()
     if parsed.outputs is not None:
         outputs = [o.name for o in parsed.outputs]
         for o in parsed.outputs:
-            flag = (o.parameters or {}).get("binary_data", binary_default)
-            if flag is True:
+            if "classification" in o.parameters:
+                raise InvalidInput(tensors.no_classification(o.name))
+            flag = o.parameters.get("binary_data", binary_default)
+            if _flag(flag, f"binary_data of output '{clip(o.name)}'"):
                 binary.add(o.name)
     request = InferRequest(model, version, parsed.id, parameters, inputs, outputs)
     return ReadRequest(request, binary, binary_default)
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A boolean parameter of the binary tensor extension."""
+    if type(value) is not bool:
+        raise InvalidInput(f"parameter {what} is {str(value)[:40]!r}; send true or false")
+    return value
+
+
+def index_request(body: bytes) -> IndexRequest:
+    """``POST /v2/repository/index``'s body: none, or ``{"ready": true|false}``."""
+    if not body.strip():
+        return IndexRequest()
+    try:
+        return IndexRequest.model_validate(json_object(body))
+    except ValidationError as exc:
+        raise invalid_fields(list(exc.errors()), "request") from None
 
 
 def write(answer: InferResponse, read: ReadRequest) -> tuple[bytes, int | None]:
@@ -124,9 +149,25 @@ def write(answer: InferResponse, read: ReadRequest) -> tuple[bytes, int | None]:
     return tensors.encode_body(header, buffers)
 
 
+def _weight(param: str) -> float:
+    """An Accept-Encoding parameter's weight (1 unless it is ``q=``; 0 when unreadable)."""
+    key, _, value = param.partition("=")
+    if key.strip().lower() != "q":
+        return 1.0
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
 def compress(body: bytes, accept_encoding: str) -> tuple[bytes, str | None]:
-    """The answer compressed as the client accepts (gzip preferred over deflate), if it asks."""
-    accepted = {part.split(";", 1)[0].strip().lower() for part in accept_encoding.split(",")}
+    """The answer compressed as the client accepts (gzip preferred over deflate), if it asks
+    (a coding with ``q=0`` is refused, as HTTP says)."""
+    accepted = set()
+    for part in accept_encoding.split(","):
+        coding, *params = part.split(";")
+        if all(_weight(p) > 0 for p in params):
+            accepted.add(coding.strip().lower())
     if "gzip" in accepted:
         return gzip.compress(body, compresslevel=1), "gzip"
     if "deflate" in accepted:
