@@ -5,7 +5,8 @@ set -euo pipefail
 # tests/deploy: nginx (load balancer run for real), docker-compose (validates docker/compose.yaml;
 # `config` needs no engine), prometheus (promtool checks the Prometheus config and rules).
 # bench and tests/bench: wrk (the load generator of `make bench`).
-packages=(nginx dataset-fashion-mnist docker-compose prometheus wrk)
+# training's `emoji` dataset: fonts-symbola (outline emoji glyphs, rendered with Pillow).
+packages=(nginx dataset-fashion-mnist docker-compose prometheus wrk fonts-symbola)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
