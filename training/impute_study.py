@@ -54,6 +54,9 @@ class ImputeOptions:
     # The autoencoder's fixed-point iteration.
     iterations: int = 100
     tolerance: float = 1e-4
+    # Issue 17's goal at 30% missing (this model's RMSE / mean imputation's), stated in the card
+    # as met or not (a recipe target instead would fail the build when missed).
+    goal_vs_mean_p30: float | None = None
 
     @classmethod
     def parse(cls, table: dict[str, Any]) -> ImputeOptions:
@@ -191,6 +194,14 @@ def _report(
         lines.append(
             f"| {p:.0%} | " + " | ".join(cells) + f" | {row['autoencoder'] / row['mean']:.3f} |"
         )
+    if o.goal_vs_mean_p30 is not None and 0.3 in results:
+        ratio = results[0.3]["autoencoder"] / results[0.3]["mean"]
+        met = ratio <= o.goal_vs_mean_p30
+        lines += [
+            "",
+            f"Goal (issue 17): at 30% missing, at most {o.goal_vs_mean_p30:g}x the RMSE of mean "
+            f"imputation. Measured: {ratio:.3f}x, " + ("**met**." if met else "**not met**."),
+        ]
     lines += [
         "",
         "Time for all levels: "
