@@ -43,8 +43,9 @@ MAX_SAMPLE_SCALE = 10.0
 
 
 # What :meth:`ModelRuntime.infer` can run: encoder, decoder, or both (the encoder's first output,
-# the VAE mean, fed to the decoder).
-Op = Literal["encode", "decode", "forward"]
+# the VAE mean, fed to the decoder); ``classify``: the encoder's first output fed to the
+# classifier (models with ``classifier.onnx``).
+Op = Literal["encode", "decode", "forward", "classify"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ class Samples:
 
 
 class ModelRuntime:
-    """A loaded model: the manifest plus encoder and decoder sessions."""
+    """A loaded model: the manifest plus encoder and decoder sessions (and the classifier's,
+    for models with ``classifier.onnx``)."""
 
     def __init__(
         self,
@@ -107,12 +109,18 @@ class ModelRuntime:
         *,
         model_dir: Path,
         max_batch: int = 1024,
+        classifier: Any = None,
     ) -> None:
         self.manifest = manifest
         self.model_dir = model_dir
         self.max_batch = max_batch
         self._encoder = encoder
         self._decoder = decoder
+        self._classifier = classifier
+        # Label names in logit order (models with a classifier), else None.
+        self.classes: list[str] | None = (
+            list(manifest.classes) if classifier is not None and manifest.classes else None
+        )
 
         spec = manifest.input
         self.shape: tuple[int, ...] = tuple(spec.shape)
@@ -193,6 +201,10 @@ class ModelRuntime:
         if op == "decode":
             return self._run(self._decoder, ["x_hat"], {"z": x})
         z = self._run(self._encoder, self._encoder_outputs[:1], {"x": x})[0]
+        if op == "classify":
+            if self._classifier is None:
+                raise UnsupportedOperation(f"model '{self.name}' has no classifier")
+            return self._run(self._classifier, ["logits"], {"z": z})
         return self._run(self._decoder, ["x_hat"], {"z": z})
 
     def forward_seconds(self, samples: int = 1, repeats: int = 15) -> float:
@@ -464,6 +476,10 @@ class ModelRuntime:
         """
         self._check_signature(self._encoder, "encoder", "x", [*self.shape], self._encoder_outputs)
         self._check_signature(self._decoder, "decoder", "z", [self.latent_dim], ["x_hat"])
+        if self._classifier is not None:
+            self._check_signature(
+                self._classifier, "classifier", "z", [self.latent_dim], ["logits"]
+            )
         lo, hi = self._range or (0.0, 0.0)
         x = np.full((2, *self.shape), (lo + hi) / 2, dtype=np.float32)
         try:
@@ -477,6 +493,12 @@ class ModelRuntime:
         }
         if enc.logvar is not None:
             expected["encoder logvar"] = (enc.logvar.shape, (2, self.latent_dim))
+        if self._classifier is not None and self.classes is not None:
+            try:
+                logits = self.infer("classify", x)[0]
+            except Exception as exc:  # onnxruntime raises its own (untyped) errors
+                raise ModelLoadError(f"a test batch of 2 failed to classify: {exc}") from exc
+            expected["classifier output"] = (logits.shape, (2, len(self.classes)))
         for what, (got, want) in expected.items():
             if tuple(got) != want:
                 raise ModelLoadError(
