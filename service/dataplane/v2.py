@@ -18,10 +18,21 @@ output                        operation (input)               REST field
 ``threshold`` [1]             anomaly-score (``x``)           ``threshold``
 ``contributions`` [-1, F]     anomaly-score, tabular (``x``)  ``results[i].contributions``
 ``denoised``                  denoise, denoisers (``x``)      ``outputs``
+``probabilities`` [-1, C],    classify, classifiers (``x``)   ``probabilities``,
+``labels`` INT64                                              ``labels``
+``imputed``, ``filled``       impute (``x``: NaN = missing)   ``outputs``, ``filled``
+``neighbor_ids``,             neighbors, models with a        ``ids``, ``labels``,
+``neighbor_labels``,          reference set (``x``)           ``distances``
+``neighbor_distances``
 ============================  ==============================  =============================
 
+The outputs of classify, impute and neighbors come only when a request names them (a request
+without ``outputs`` gets the others): they are other questions than "encode and reconstruct
+this", and neighbors and impute cost more.
+
 Request ``parameters`` set the operations' options by their REST names (``binarize``,
-``threshold``, ``n``, ``seed``, ``scale``) and are validated by the same schemas; others
+``threshold``, ``n``, ``seed``, ``scale``, ``k``, ``iterations``, ``tolerance``) and are
+validated by the same schemas; others
 (e.g. Triton's ``binary_data_output``) are the transport's. The jobs go to the same schedulers
 as every REST request, so the numbers are the REST answers' bit for bit.
 """
@@ -41,9 +52,12 @@ from pydantic import ValidationError
 from service.dataplane.operations import (
     ANOMALY_SCORE,
     BY_NAME,
+    CLASSIFY,
     DECODE,
     DENOISE,
     ENCODE,
+    IMPUTE,
+    NEIGHBORS,
     RECONSTRUCT,
     SAMPLE,
     Fields,
@@ -119,7 +133,32 @@ def outputs_of(runtime: ModelRuntime) -> list[TensorInfo]:
         out.append(TensorInfo("contributions", "FP64", [-1, runtime.size]))
     if runtime.denoiser:
         out.append(TensorInfo("denoised", "FP32", shape))
+    if runtime.classes is not None:
+        out.append(TensorInfo("probabilities", "FP64", [-1, len(runtime.classes)]))
+        out.append(TensorInfo("labels", "INT64", [-1]))
+    if IMPUTE.supports(runtime):
+        out += [TensorInfo("imputed", "FP32", shape), TensorInfo("filled", "BOOL", shape)]
+    if runtime.reference is not None:
+        out += [
+            TensorInfo("neighbor_ids", "INT64", [-1, -1]),
+            TensorInfo("neighbor_labels", "INT64", [-1, -1]),
+            TensorInfo("neighbor_distances", "FP64", [-1, -1]),
+        ]
     return out
+
+
+# Outputs given only when a request names them (see the module docstring).
+ON_REQUEST = frozenset(
+    {
+        "probabilities",
+        "labels",
+        "imputed",
+        "filled",
+        "neighbor_ids",
+        "neighbor_labels",
+        "neighbor_distances",
+    }
+)
 
 
 def metadata(runtime: ModelRuntime) -> dict[str, Any]:
@@ -182,6 +221,13 @@ def _sample_outputs(runtime: ModelRuntime) -> dict[str, Operation]:
         by_name["contributions"] = ANOMALY_SCORE
     if runtime.denoiser:
         by_name["denoised"] = DENOISE
+    if runtime.classes is not None:
+        by_name["probabilities"] = by_name["labels"] = CLASSIFY
+    if IMPUTE.supports(runtime):
+        by_name["imputed"] = by_name["filled"] = IMPUTE
+    if runtime.reference is not None:
+        by_name["neighbor_ids"] = by_name["neighbor_labels"] = NEIGHBORS
+        by_name["neighbor_distances"] = NEIGHBORS
     return by_name
 
 
@@ -214,7 +260,7 @@ def _plan(
         offered = {"x_hat": DECODE}
     else:
         offered = {"z": SAMPLE, "x_hat": SAMPLE}
-    wanted = list(outputs) if outputs is not None else list(offered)
+    wanted = list(outputs) if outputs is not None else [o for o in offered if o not in ON_REQUEST]
     if len(set(wanted)) != len(wanted):
         raise InvalidInput(f"outputs {wanted} name an output more than once")
     missing = [o for o in wanted if o not in offered]
@@ -249,7 +295,16 @@ def options_for(
         return base.model_copy(update={"latents" if op is DECODE else "inputs": inputs})
     fields = op.options.model_fields
     data: dict[str, Any] = {k: v for k, v in parameters.items() if k in fields and k != "model"}
-    for form in ("inputs", "images", "records", "latents", "return_logvar", "top_features"):
+    for form in (
+        "inputs",
+        "images",
+        "records",
+        "latents",
+        "return_logvar",
+        "top_features",
+        "mask",
+        "return_references",
+    ):
         data.pop(form, None)
     if op is ENCODE:
         data["return_logvar"] = "logvar" in outputs
@@ -343,6 +398,20 @@ def _tensors(runtime: ModelRuntime, wanted: list[str], f: Fields) -> dict[str, A
             out[name] = np.array([f["threshold"]], dtype=np.float64)
         elif name == "contributions":
             out[name] = contributions(runtime, f["results"])
+        elif name == "probabilities":
+            out[name] = f["probabilities"]
+        elif name == "labels":
+            out[name] = f["labels"]
+        elif name == "imputed":
+            out[name] = np.asarray(f["outputs"], dtype=np.float32)
+        elif name == "filled":
+            out[name] = f["filled"]
+        elif name == "neighbor_ids":
+            out[name] = f["ids"]
+        elif name == "neighbor_labels":
+            out[name] = f["labels"]
+        elif name == "neighbor_distances":
+            out[name] = f["distances"]
     return out
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady, clip
 from service.runtime.manifest import MANIFEST_FILE, Manifest, content_version, sha256_file
 from service.runtime.model import ModelRuntime
+from service.runtime.reference import load_index
 from service.runtime.sessions import OnnxOptions, open_session
 
 logger = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ def load_model(
         sessions[0],
         sessions[1],
         classifier=sessions[2] if len(sessions) > 2 else None,
+        reference=load_index(path, manifest.latent.dim, tuple(manifest.input.shape)),
         model_dir=path,
         max_batch=max_batch,
     )
