@@ -115,9 +115,9 @@ def _round(a: np.ndarray[Any, Any]) -> Any:
     return np.asarray(a, dtype=np.float64).round(6).tolist()
 
 
-# Query rows per distance block in :meth:`ReferenceIndex.nearest`: block x size x dim float64
-# differences (16 x 1,000 x 128 x 8 bytes = 16 MB at most for the zoo).
-_BLOCK = 16
+# Query rows per block of :meth:`ReferenceIndex.nearest`'s sort (their distances are computed
+# row by row; the sort takes a block at once).
+_BLOCK = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,15 +143,20 @@ class ReferenceIndex:
         """Rows of the ``k`` nearest references of each code ``z`` [N, dim] and their distances,
         nearest first (ties: the lower row first). [N, k] each.
 
-        Distances are sums of squared differences, element by element (no matrix product): a
-        row's answer has the same bits whatever else is in the batch."""
+        Each row's squared distances are computed on their own (no matrix product, whose
+        blocking depends on the batch): a row's answer has the same bits whatever else is in
+        the batch."""
         n = len(z)
         rows = np.empty((n, k), dtype=np.int64)
         dist = np.empty((n, k), dtype=np.float64)
         q = z.astype(np.float64)
+        codes = self.codes
         for a in range(0, n, _BLOCK):
-            diff = q[a : a + _BLOCK, None, :] - self.codes[None, :, :]
-            d2 = (diff * diff).sum(axis=2)
+            block = q[a : a + _BLOCK]
+            d2 = np.empty((len(block), len(codes)), dtype=np.float64)
+            for i, row in enumerate(block):
+                diff = codes - row
+                np.einsum("md,md->m", diff, diff, out=d2[i])
             order = np.argsort(d2, axis=1, kind="stable")[:, :k]
             rows[a : a + _BLOCK] = order
             dist[a : a + _BLOCK] = np.sqrt(np.take_along_axis(d2, order, axis=1))

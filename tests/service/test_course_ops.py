@@ -219,6 +219,10 @@ def test_neighbors_are_the_nearest_reference_codes(client: TestClient) -> None:
     # A smaller k is the first columns of a larger one.
     two = post(client, "/neighbors", {"model": "glyph", "inputs": x, "k": 2})
     assert two["ids"] == [row[:2] for row in got["ids"]]
+    # Rows never influence each other: the same bits inside a larger batch.
+    big = np.concatenate([x, glyphs(90, seed=1)])
+    more = post(client, "/neighbors", {"model": "glyph", "inputs": big, "k": 4})
+    assert more["distances"][:3] == got["distances"] and more["ids"][:3] == got["ids"]
 
 
 def test_neighbors_return_the_reference_items_on_request(client: TestClient) -> None:

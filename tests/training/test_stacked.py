@@ -85,6 +85,24 @@ def test_the_shipped_accuracy_is_the_onnx_files_accuracy(tiny_classifier: BuildR
     assert acc == pytest.approx(tiny_classifier.manifest.metrics["accuracy_test"].value)
 
 
+def test_the_service_serves_what_the_pipeline_built(tiny_classifier: BuildResult) -> None:
+    # The version names all three files the way the service checks it, the classifier loads
+    # and /classify's numbers are the ONNX files'; the reference set is the built encoder's.
+    from service.runtime.repository import check_version, load_model
+    from service.runtime.sessions import OnnxOptions
+    from training.datasets import load_dataset
+
+    runtime = load_model(tiny_classifier.out_dir, OnnxOptions(), 64)
+    check_version(runtime.manifest)
+    x = load_dataset("digits").test.x[:20]
+    res = runtime.classified(runtime.infer("classify", runtime.model_inputs(x))[0])
+    logits = OnnxAutoencoder(tiny_classifier.out_dir).logits(x)
+    assert res.labels.tolist() == logits.argmax(1).tolist()
+    assert res.label_names == [str(i) for i in res.labels.tolist()]
+    ref = runtime.reference
+    assert ref is not None and ref.codes.shape[1] == runtime.latent_dim
+
+
 def test_a_tampered_classifier_is_detected(tiny_classifier: BuildResult, tmp_path: Path) -> None:
     import shutil
 
