@@ -6,7 +6,8 @@ set -euo pipefail
 # `config` needs no engine), prometheus (promtool checks the Prometheus config and rules).
 # bench and tests/bench: wrk (the load generator of `make bench`).
 # tests/web: chromium (the web app in a real browser, driven by Playwright through its path).
-packages=(nginx dataset-fashion-mnist docker-compose prometheus wrk chromium)
+# training's `emoji` dataset: fonts-symbola (outline emoji glyphs, rendered with Pillow).
+packages=(nginx dataset-fashion-mnist docker-compose prometheus wrk chromium fonts-symbola)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

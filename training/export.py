@@ -1,4 +1,5 @@
-"""Export: ``encoder.onnx`` and ``decoder.onnx`` exactly as the model-repository contract says.
+"""Export: ``encoder.onnx`` and ``decoder.onnx`` exactly as the model-repository contract says
+(and ``classifier.onnx``, z -> logits, for models with a classifier head).
 
 Through the public API (``torch.onnx.export``) with the TorchScript exporter (``dynamo=False``):
 it gives a dynamic batch axis from ``dynamic_axes`` without torch.export tracing, which fails on
@@ -19,7 +20,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from service.runtime.manifest import DECODER_FILE, ENCODER_FILE
+from service.runtime.manifest import CLASSIFIER_FILE, DECODER_FILE, ENCODER_FILE
 from training.models import Autoencoder
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ class ParityError(RuntimeError):
 class ExportResult:
     encoder: Path
     decoder: Path
-    max_abs_diff: float  # worst torch-vs-onnxruntime difference over both files and all checks
+    max_abs_diff: float  # worst torch-vs-onnxruntime difference over all files and all checks
+    classifier: Path | None = None
 
 
 def to_onnx(module: nn.Module, example: torch.Tensor, inputs: str, outputs: list[str]) -> bytes:
@@ -119,5 +121,12 @@ def export(model: Autoencoder, out_dir: Path, sample: np.ndarray, *, seed: int =
     spread = z.std(0, keepdim=True).clamp_min(1.0)
     z_checks = [z, z[:1], z.mean(0) + 2 * spread * torch.randn((7, z.shape[1]), generator=gen)]
     worst = max(check_parity(enc, enc_path, x_checks), check_parity(dec, dec_path, z_checks))
+    cls_path = None
+    head = getattr(model, "export_classifier", None)
+    if head is not None:  # stacked-AE classifiers (training.stacked): z -> logits
+        cls_module: nn.Module = head()
+        cls_path = out_dir / CLASSIFIER_FILE
+        cls_path.write_bytes(to_onnx(cls_module, z[:2], "z", ["logits"]))
+        worst = max(worst, check_parity(cls_module, cls_path, z_checks))
     log.info("exported %s and %s (max |torch - ort| = %.2g)", enc_path, dec_path, worst)
-    return ExportResult(encoder=enc_path, decoder=dec_path, max_abs_diff=worst)
+    return ExportResult(encoder=enc_path, decoder=dec_path, max_abs_diff=worst, classifier=cls_path)

@@ -10,6 +10,8 @@ Everything measured beside the model in the same run, on the same splits:
 - ``one_class``: the one-class anomaly protocol: for each class, a small autoencoder and PCA are
   fitted on that class alone; ROC-AUC of their reconstruction error for that class vs the rest
   of the test set, averaged over the classes;
+- ``novelty``: prior samples beside their nearest training images, with the fractions that are
+  neither copies nor noise (:mod:`training.novelty`);
 - ``variants``: the recipe's model retrained (on a smaller budget) plain and with regularisers,
   compared on error, mean code activation and the code's sensitivity to input perturbations.
 
@@ -76,6 +78,8 @@ class ImageEvalOptions:
     knn: int = 0
     interpolation: bool = True
     one_class: OneClassOptions | None = None
+    # Prior samples measured for novelty (training.novelty; VAEs): not copies, not noise.
+    novelty: int = 0
     variants: VariantOptions | None = None
 
     @classmethod
@@ -154,6 +158,8 @@ def image_study(model: OnnxAutoencoder, data: Dataset, recipe: Recipe) -> Study:
         _one_class(study, data, opts.one_class, recipe.name)
     if opts.variants is not None:
         _variants(study, data, recipe, opts.variants)
+    if opts.novelty:
+        _novelty(study, model, data, recipe, opts.novelty)
     return study
 
 
@@ -548,3 +554,67 @@ def _variants(study: Study, data: Dataset, recipe: Recipe, opts: VariantOptions)
             f"{v.duration_s:.0f} |"
         )
     study.sections.append("\n".join(rows))
+
+
+def _novelty(study: Study, model: OnnxAutoencoder, data: Dataset, recipe: Recipe, n: int) -> None:
+    from training.novelty import novelty
+
+    dim = model.encode(data.train.x[:1]).shape[1]
+    nov = novelty(model, data.train.x, n, recipe.seed, dim)
+    train_name = data.split_name("train")
+    what = f"{n} samples from N(0, I) (seed {recipe.seed}), nearest image in {train_name}"
+    study.metrics["novelty_not_copy"] = Metric(
+        value=nov.not_copy,
+        split=what,
+        description="share of samples farther from their nearest training image than the "
+        f"median reconstruction error ({nov.copy_level:.4f} per-pixel MSE)",
+    )
+    study.metrics["novelty_not_noise"] = Metric(
+        value=nov.not_noise,
+        split=what,
+        description="share of samples nearer to a training image than pixel-shuffled training "
+        f"images are (median {nov.noise_level:.4f} per-pixel MSE)",
+    )
+    study.metrics["novelty_both"] = Metric(
+        value=nov.novel, split=what, description="share of samples that are neither"
+    )
+    names = data.sample_names(data.train)
+    shown = min(n, 16)
+    lines = [
+        "### Are the samples new?",
+        "",
+        f"{n} samples from the prior; for each, its nearest training image (per-pixel MSE, over "
+        f"all {len(data.train):,} training images, augmented copies included). A sample closer "
+        f"than the median reconstruction error of training images ({nov.copy_level:.4f}) would be "
+        "a copy; one as far as pixel-shuffled training images are from the set (median "
+        f"{nov.noise_level:.4f}) would be noise.",
+        "",
+        "| | share of samples |",
+        "| --- | --- |",
+        f"| not a copy (distance > {nov.copy_level:.4f}) | {nov.not_copy:.3f} |",
+        f"| not noise (distance < {nov.noise_level:.4f}) | {nov.not_noise:.3f} |",
+        f"| **neither copy nor noise** | **{nov.novel:.3f}** |",
+        "",
+        f"The first {shown} samples (the figure below), each with its nearest training image:",
+        "",
+        "| sample | nearest training image | distance | verdict |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i in range(shown):
+        d = float(nov.distance[i])
+        verdict = "copy" if d <= nov.copy_level else "noise" if d >= nov.noise_level else "new"
+        name = names[int(nov.nearest[i])] if names else str(int(nov.nearest[i]))
+        lines.append(f"| {i + 1} | {name} | {d:.4f} | {verdict} |")
+    study.sections.append("\n".join(lines))
+    near = data.train.x[nov.nearest]
+    rows = []
+    for start in range(0, min(n, 32), 16):
+        rows += [
+            (f"samples {start + 1}-{start + 16}", nov.samples[start : start + 16]),
+            ("nearest training images", near[start : start + 16]),
+        ]
+    study.figures["novelty.png"] = (
+        "Samples and their nearest training images",
+        "Prior samples (odd rows) above the training image nearest to each (even rows).",
+        lambda p: image_plots.image_rows(rows, p),
+    )

@@ -316,3 +316,4 @@ def describe(kind: str, config: Any) -> dict[str, Any]:
 
 # Architectures defined in their own modules register themselves on import (issue 4: conv).
 from training import conv as _conv  # noqa: E402, F401
+from training import stacked as _stacked  # noqa: E402, F401

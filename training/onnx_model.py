@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.runtime.manifest import DECODER_FILE, ENCODER_FILE, Manifest, sha256_file
+from service.runtime.manifest import (
+    CLASSIFIER_FILE,
+    DECODER_FILE,
+    ENCODER_FILE,
+    Manifest,
+    sha256_file,
+)
 
 
 class ChecksumError(ValueError):
@@ -29,7 +35,7 @@ class ChecksumError(ValueError):
 
 def verify_files(model_dir: Path, manifest: Manifest) -> None:
     """Raise :class:`ChecksumError` if an ONNX file differs from the manifest's sha256."""
-    for info in (manifest.files.encoder, manifest.files.decoder):
+    for info in manifest.files.all():
         path = model_dir / info.path
         actual = sha256_file(path)
         if actual != info.sha256:
@@ -37,7 +43,8 @@ def verify_files(model_dir: Path, manifest: Manifest) -> None:
 
 
 class OnnxAutoencoder:
-    """The two sessions of a model directory; arrays in, arrays out (float32)."""
+    """The sessions of a model directory (encoder, decoder and, when the directory has one,
+    classifier); arrays in, arrays out (float32)."""
 
     def __init__(self, model_dir: Path, threads: int = 1) -> None:
         opts = ort.SessionOptions()
@@ -49,6 +56,11 @@ class OnnxAutoencoder:
         )
         self.decoder = ort.InferenceSession(
             str(model_dir / DECODER_FILE), opts, providers=providers
+        )
+        self.classifier = (
+            ort.InferenceSession(str(model_dir / CLASSIFIER_FILE), opts, providers=providers)
+            if (model_dir / CLASSIFIER_FILE).is_file()
+            else None
         )
         self.encoder_outputs = [o.name for o in self.encoder.get_outputs()]
         self.variational = self.encoder_outputs == ["mu", "logvar"]
@@ -68,3 +80,13 @@ class OnnxAutoencoder:
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.decode(self.encode(x))
+
+    def logits(self, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+        """Class logits [N, classes] of inputs ``x`` (encoder, then classifier), in batches."""
+        if self.classifier is None:
+            raise ValueError("this model has no classifier.onnx")
+        out = []
+        for i in range(0, len(x), batch):
+            z = self.encode(x[i : i + batch])
+            out.append(self.classifier.run(None, {"z": z})[0])
+        return np.concatenate(out).astype(np.float32)

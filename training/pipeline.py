@@ -38,6 +38,7 @@ from training.noise import bitflip
 from training.onnx_model import OnnxAutoencoder, verify_files
 from training.recipe import Recipe
 from training.reference import write_reference
+from training.stacked import StackedResult, train_stacked
 from training.train import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,10 @@ class BuildResult:
     parity: float  # max |torch - onnxruntime| over the export checks
 
 
-def model_version(encoder_sha: str, decoder_sha: str) -> str:
-    """Short hash of both files' hashes: changes whenever the weights do."""
-    return hashlib.sha256(f"{encoder_sha}:{decoder_sha}".encode()).hexdigest()[:12]
+def model_version(encoder_sha: str, decoder_sha: str, *more: str) -> str:
+    """Short hash of the files' hashes (``more``: the classifier's): changes whenever the
+    weights do."""
+    return hashlib.sha256(":".join([encoder_sha, decoder_sha, *more]).encode()).hexdigest()[:12]
 
 
 def _input_spec(data: Dataset) -> InputSpec:
@@ -196,7 +198,12 @@ def build(
     sizes the architecture from it)."""
     if data is None:
         data = load_dataset(recipe.dataset, **recipe.dataset_options)
-    res = train(recipe, data, quiet=quiet)
+    # Recipes with a [classifier] table are stacked-AE classifiers (training.stacked).
+    res = (
+        train_stacked(recipe, data, quiet=quiet)
+        if recipe.classifier
+        else train(recipe, data, quiet=quiet)
+    )
     work = out_dir.parent / f".{out_dir.name}.building"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -204,13 +211,31 @@ def build(
         exported = export(res.model, work, data.train.x, seed=recipe.seed)
         onnx = OnnxAutoencoder(work)
         study = image_study(onnx, data, recipe)  # [evaluate.images]; nothing when absent
+        if isinstance(res, StackedResult):
+            from training.classifier_study import classifier_study
+
+            extra = classifier_study(onnx, data, recipe, res, quiet)
+            study.metrics.update(extra.metrics)
+            study.sections += extra.sections
+            study.figures.update(extra.figures)
+        if recipe.evaluate.impute:  # [evaluate.impute]
+            from training.impute_study import impute_study
+
+            extra = impute_study(onnx, data, recipe.evaluate.impute)
+            study.metrics.update(extra.metrics)
+            study.sections += extra.sections
+            study.figures.update(extra.figures)
         others = _compare_models(recipe, out_dir)
         ev = evaluate(onnx, data, recipe, others, extra_metrics=study.metrics)
         files = Files.hash(work)
         config = make_config(recipe.architecture, recipe.arch_options)
         manifest = Manifest(
             name=recipe.name,
-            version=model_version(files.encoder.sha256, files.decoder.sha256),
+            version=model_version(
+                files.encoder.sha256,
+                files.decoder.sha256,
+                *([files.classifier.sha256] if files.classifier else []),
+            ),
             created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
             description=recipe.description,
             family=config.family,
@@ -224,6 +249,7 @@ def build(
                 threshold_rule=recipe.score.threshold_rule,
             ),
             metrics=ev.metrics,
+            classes=list(data.label_names or []) if files.classifier else None,
             training=TrainingInfo(
                 dataset=recipe.dataset,
                 seed=recipe.seed,
@@ -248,6 +274,7 @@ def build(
                         for k, v in asdict(recipe.train).items()
                     },
                     "parity_max_abs_diff": exported.max_abs_diff,
+                    **_stacked_extra(recipe, res),
                     "torch": torch.__version__,
                     "python": sys.version.split()[0],
                 },
@@ -266,6 +293,19 @@ def build(
     return BuildResult(
         out_dir=out_dir, manifest=manifest, evaluation=ev, parity=exported.max_abs_diff
     )
+
+
+def _stacked_extra(recipe: Recipe, res: TrainResult) -> dict[str, object]:
+    """A stacked classifier's [classifier] options, phase times and pretraining losses."""
+    if not isinstance(res, StackedResult):
+        return {}
+    return {
+        "classifier_options": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in recipe.classifier.items()
+        },
+        "phases_s": res.phases,
+        "pretrain_losses": [round(v, 6) for v in res.pretrain_losses],
+    }
 
 
 def _swap_in(work: Path, out_dir: Path) -> None:

@@ -23,6 +23,7 @@ back to a default). Layout::
     [regularizer]                     # optional: kind, weight, rho
     [score]                           # threshold_rule = "quantile:0.99"
     [evaluate]                        # evaluation options (EvalOptions)
+    [classifier]                      # stacked-AE classifiers only (training.stacked)
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ class EvalOptions:
     # Image studies (issue 4, training.image_study.ImageEvalOptions): PCA baseline, kNN,
     # interpolation, one-class protocol, regulariser variants. Empty: none.
     images: dict[str, Any] = field(default_factory=dict)
+    # Imputation study (issue 17, training.impute_study.ImputeOptions). Empty: none.
+    impute: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class Recipe:
     regularizer: RegularizerOptions | None = None
     score: ScoreOptions = ScoreOptions()
     evaluate: EvalOptions = EvalOptions()
+    # Stacked-autoencoder classifiers (training.stacked.StackedOptions); empty for the others.
+    classifier: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     def with_overrides(
@@ -144,7 +149,7 @@ class Recipe:
 
 
 _TOP = {"name", "description", "seed", "epochs", "dataset", "architecture", "training"}
-_TOP |= {"noise", "regularizer", "score", "evaluate"}
+_TOP |= {"noise", "regularizer", "score", "evaluate", "classifier"}
 
 
 def parse(data: dict[str, Any], path: Path | None = None) -> Recipe:
@@ -184,6 +189,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Recipe:
         ),
         score=build_options(ScoreOptions, data.get("score", {}), f"{where} [score]"),
         evaluate=evaluate,
+        classifier=dict(data.get("classifier", {})),
         path=path,
     )
 

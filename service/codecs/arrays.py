@@ -7,6 +7,7 @@ finiteness are checked on the ndarray (see ModelRuntime.to_model_space), never n
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy.typing as npt
 import orjson
 
 from service.runtime.columns import ColumnError
-from service.runtime.errors import BadRequest, InvalidInput, UnsupportedOperation
+from service.runtime.errors import BadRequest, InvalidInput, UnsupportedOperation, clip
 from service.runtime.model import ModelRuntime
 from service.runtime.sessions import F32
 
@@ -156,3 +157,105 @@ def to_float32(out: npt.NDArray[np.float64]) -> F32:
     with np.errstate(over="ignore"):  # beyond float32 -> inf, reported as non-finite
         result: F32 = out.astype(np.float32)
     return result
+
+
+# -- inputs with gaps (/impute) ----------------------------------------------------------------
+
+
+def array_with_gaps(value: Any, what: str) -> F32:
+    """:func:`array_from_json`, where a JSON null (or a NaN of a .npy body) is a value to fill:
+    it becomes NaN. Strings, booleans and objects are still refused."""
+    if not isinstance(value, list):
+        return array_from_json(value, what)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is not None and arr.dtype.kind in "iuf":
+        return array_from_json(value, what)
+    if arr is None or arr.dtype != object:
+        raise InvalidInput(
+            f"{what} must contain only numbers and nulls (a ragged array, strings or booleans "
+            "were found)"
+        )
+    flat = arr.reshape(-1)
+    if not all(v is None or type(v) in _NUMBERS for v in flat.tolist()):
+        raise InvalidInput(
+            f"{what} must contain only numbers and nulls, and every sample the same shape"
+        )
+    out = np.array([_gap_value(v) for v in flat.tolist()], dtype=np.float64)
+    return to_float32(out).reshape(arr.shape)
+
+
+def _gap_value(v: Any) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond float64: refused as non-finite later
+        return math.inf
+
+
+def records_with_gaps(runtime: ModelRuntime, records: Any) -> F32:
+    """Tabular records where an absent feature or a null is a value to fill (NaN); the other
+    values must be numbers. [N, n_features] in feature order."""
+    features = runtime.features
+    if features is None:
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' takes {runtime.kind} inputs; records are for tabular models"
+        )
+    if not isinstance(records, list):
+        raise InvalidInput("records must be an array of objects keyed by feature name")
+    runtime.check_batch(len(records), "records")
+    index = {name: i for i, name in enumerate(features)}
+    out = np.full((len(records), len(features)), np.nan, dtype=np.float64)
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"records[{i}] must be an object keyed by feature name")
+        unknown = [k for k in record if k not in index]
+        if unknown:
+            raise InvalidInput(
+                f"records[{i}] has unknown feature(s) {[clip(k) for k in unknown[:20]]}; model "
+                f"'{runtime.name}' expects {features}"
+            )
+        for key, value in record.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(
+                    f"records[{i}].{key} must be a number or null (to fill), got {value!r:.40}"
+                )
+            try:
+                out[i, index[key]] = value
+            except OverflowError:  # an integer beyond float64: refused as non-finite later
+                out[i, index[key]] = np.inf
+    return to_float32(out)
+
+
+def mask_from_json(value: Any, shape: tuple[int, ...], size: int) -> npt.NDArray[np.bool_]:
+    """A ``mask`` of booleans or 0/1 for inputs of ``shape`` [N, ...]: [N, ...] or [N, size]
+    flags, True (1) for a value to fill."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    elif isinstance(value, list):
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):
+            raise InvalidInput("mask is ragged; send one flag per input value") from None
+    else:
+        raise InvalidInput(f"mask must be an array of booleans or 0/1, got {type(value).__name__}")
+    if arr.dtype.kind == "b":
+        flags = arr
+    elif arr.dtype.kind in "iuf" and np.isin(arr, (0, 1)).all():
+        flags = arr != 0
+    else:
+        raise InvalidInput("mask must hold only booleans or 0/1 (true or 1: fill this value)")
+    n = shape[0]
+    if flags.shape == shape:
+        return flags
+    if flags.ndim == 2 and flags.shape == (n, size):
+        return flags.reshape(shape)
+    raise InvalidInput(
+        f"mask has shape {list(flags.shape)}; the inputs have shape {list(shape)}: send one "
+        f"flag per value, [{', '.join(map(str, shape))}] or [{n}, {size}]"
+    )

@@ -127,7 +127,12 @@ def from_data(name: str, datatype: Any, shape: Any, data: Any) -> Array:
             array: Array = values.astype(dtype, casting="unsafe").reshape(dims)
     except OverflowError:
         raise InvalidInput(f"input '{name}' has integers beyond {datatype}") from None
-    if dtype.kind in "iu" and values.size and not np.array_equal(array, values):
+    # Compared in the data's own layout (flat data of a [2, 3] tensor is flat here too).
+    if (
+        dtype.kind in "iu"
+        and values.size
+        and not np.array_equal(array.reshape(values.shape), values)
+    ):
         raise InvalidInput(f"input '{name}' has values that do not fit {datatype}")
     return array
 

@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
-from service.codecs.arrays import array_from_json, records_to_array, to_float32
+from service.codecs.arrays import (
+    array_from_json,
+    array_with_gaps,
+    mask_from_json,
+    records_to_array,
+    records_with_gaps,
+    to_float32,
+)
 from service.codecs.flatjson import exact32
 from service.codecs.images import images_from_base64, images_to_array, png_base64
 from service.dataplane import schemas, tabular
@@ -57,6 +65,7 @@ class Job:
     rows: list[list[Any]] | None = None
     wide: F64 | None = None
     finite: bool = False  # values already checked finite (tabular, naming the feature)
+    mask: npt.NDArray[np.bool_] | None = None  # /impute: values to fill besides the NaNs
     seed: int | None = None  # /sample: the seed used
     queued_at: float = 0.0  # time.perf_counter() when the scheduler queued it
     started_at: float = 0.0  # ... when its batch's work began (tracing)
@@ -83,6 +92,10 @@ class Operation:
     supports: Callable[[ModelRuntime], bool] = lambda runtime: True
     # What the answer holds per sample (leading axis N): the fields a .npy answer carries.
     outputs_images: bool = False  # answers images (binarize / output_format apply)
+    # Its batch costs about one forward pass (so a model fast enough may run it on the event
+    # loop); False: it may cost many more (impute iterates; neighbors searches the reference
+    # set), so it always runs in the model's inference thread.
+    loop_safe: bool = True
 
     @property
     def default_options(self) -> Any:
@@ -402,8 +415,185 @@ ANOMALY_SCORE = Operation(
     work=_anomaly,
 )
 
+# -- issue 17: classify, impute, neighbors -----------------------------------------------------
+
+
+def _classify_check(runtime: ModelRuntime, options: Any, ctx: Context) -> None:
+    if runtime.classes is None:
+        able = ", ".join(ctx.supporting(CLASSIFY)) or "none is loaded"
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' has no classifier (classifier.onnx); models that can "
+            f"classify: {able}"
+        )
+
+
+def _classify(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Fields]:
+    _, xm = samples_in_model_space(runtime, jobs)
+    res = runtime.classified(runtime.infer("classify", xm)[0])
+    return [
+        {
+            "labels": res.labels[a:b],
+            "label_names": res.label_names[a:b],
+            "probabilities": res.probabilities[a:b],
+        }
+        for a, b in bounds(jobs)
+    ]
+
+
+def _impute_check(runtime: ModelRuntime, options: Any, ctx: Context) -> None:
+    columns = runtime.columns
+    if columns is not None and not columns.plain:
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' has categorical or missing-indicator features; /impute "
+            "fills models whose features are all plain numbers"
+        )
+
+
+def _impute(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Fields]:
+    x = batch_inputs(runtime, jobs)
+    missing = np.isnan(x)
+    for job, (a, b) in zip(jobs, bounds(jobs), strict=True):
+        if job.mask is not None:
+            missing[a:b] |= job.mask
+    keys = {(job.options.iterations, job.options.tolerance) for job in jobs}
+    if len(keys) == 1:  # one imputation for the batch (rows never influence each other)
+        iterations, tolerance = keys.pop()
+        done = runtime.imputation(x, missing, iterations, tolerance)
+        parts = [(done, slice(a, b)) for a, b in bounds(jobs)]
+    else:
+        parts = [
+            (
+                runtime.imputation(
+                    x[a:b], missing[a:b], job.options.iterations, job.options.tolerance
+                ),
+                slice(None),
+            )
+            for job, (a, b) in zip(jobs, bounds(jobs), strict=True)
+        ]
+    out = []
+    for job, (res, rows) in zip(jobs, parts, strict=True):
+        filled = res.filled[rows]
+        fields: Fields = {
+            "outputs": encode_outputs(runtime, res.values[rows], job.options),
+            "filled": filled,
+            "iterations": res.iterations[rows],
+            "converged": res.converged[rows],
+        }
+        if runtime.features is not None:  # tabular: the names too
+            names = runtime.features
+            fields["filled_features"] = [
+                [names[j] for j in np.flatnonzero(row).tolist()] for row in filled
+            ]
+        out.append(fields)
+    return out
+
+
+def _neighbors_check(runtime: ModelRuntime, options: Any, ctx: Context) -> None:
+    ref = runtime.reference
+    if ref is None:
+        able = ", ".join(ctx.supporting(NEIGHBORS)) or "none is loaded"
+        raise UnsupportedOperation(
+            f"model '{runtime.name}' ships no reference set (reference.npz); models with one: "
+            f"{able}"
+        )
+    if options.k > ref.size:
+        raise InvalidInput(
+            f"k={options.k} is more than the {ref.size} items of model '{runtime.name}''s "
+            f"reference set; ask for 1 to {min(ref.size, schemas.MAX_NEIGHBORS)}"
+        )
+    if options.return_references and ref.inputs is None:
+        raise UnsupportedOperation(
+            f"model '{runtime.name}''s reference set holds no items to return; ask without "
+            "return_references"
+        )
+
+
+def _neighbors(runtime: ModelRuntime, jobs: list[Job], ctx: Context) -> list[Fields]:
+    _, xm = samples_in_model_space(runtime, jobs)
+    z = runtime.infer("encode", xm)[0]  # VAE: the posterior mean
+    # The largest k of the batch; a smaller k is its first columns (the order is stable).
+    found = runtime.neighbors(z, max(job.options.k for job in jobs))
+    split = runtime.reference.split if runtime.reference is not None else ""
+    out = []
+    for job, (a, b) in zip(jobs, bounds(jobs), strict=True):
+        k = job.options.k
+        fields: Fields = {
+            "split": split,
+            "ids": found.ids[a:b, :k],
+            "labels": found.labels[a:b, :k],
+            "label_names": [row[:k] for row in found.label_names[a:b]],
+            "distances": found.distances[a:b, :k],
+        }
+        if job.options.return_references:
+            fields["references"] = _references(runtime, found.rows[a:b, :k], job.options)
+        out.append(fields)
+    return out
+
+
+def _references(runtime: ModelRuntime, rows: npt.NDArray[np.int64], options: Any) -> Any:
+    """The reference items at ``rows`` [n, k]: wire values, or base64 PNG strings [n][k]."""
+    if options.output_format == "png" and runtime.reference is not None:
+        items = runtime.reference.inputs
+        assert items is not None  # checked by _neighbors_check
+        k = rows.shape[1]
+        pngs = png_base64(items[rows].reshape(-1, *runtime.shape))
+        return [pngs[i : i + k] for i in range(0, len(pngs), k)]
+    return runtime.reference_items(rows)
+
+
+CLASSIFY = Operation(
+    name="classify",
+    summary="Classify inputs: ``labels``, ``label_names`` and class ``probabilities``; only "
+    "models with a classifier (``classifier.onnx``: codes -> logits).",
+    options=schemas.ClassifyRequest,
+    answer=schemas.ClassifyResponse,
+    example={"model": "mnist-classifier", "inputs": [[0.0] * 784]},
+    takes="samples",
+    check=_classify_check,
+    supports=lambda runtime: runtime.classes is not None,
+    work=_classify,
+)
+IMPUTE = Operation(
+    name="impute",
+    summary="Fill missing values (null or NaN, absent record features, or a ``mask``) by "
+    "iterated reconstruction with the known values kept: the completed ``outputs`` and which "
+    "values were ``filled``.",
+    options=schemas.ImputeRequest,
+    answer=schemas.ImputeResponse,
+    example={"model": "font", "inputs": [[*schemas.GLYPH[:6], [0, None, None, None, 1]]]},
+    takes="samples",
+    check=_impute_check,
+    supports=lambda runtime: runtime.columns is None or runtime.columns.plain,
+    work=_impute,
+    outputs_images=True,
+    loop_safe=False,
+)
+NEIGHBORS = Operation(
+    name="neighbors",
+    summary="The ``k`` nearest items of the model's reference set to each input, by distance "
+    "between codes: ids, labels, distances (and the items on request).",
+    options=schemas.NeighborsRequest,
+    answer=schemas.NeighborsResponse,
+    example={"model": "font", "inputs": [schemas.GLYPH], "k": 3},
+    takes="samples",
+    check=_neighbors_check,
+    supports=lambda runtime: runtime.reference is not None,
+    work=_neighbors,
+    loop_safe=False,
+)
+
 # In the order /models lists them.
-OPERATIONS: tuple[Operation, ...] = (ENCODE, DECODE, RECONSTRUCT, DENOISE, SAMPLE, ANOMALY_SCORE)
+OPERATIONS: tuple[Operation, ...] = (
+    ENCODE,
+    DECODE,
+    RECONSTRUCT,
+    DENOISE,
+    SAMPLE,
+    ANOMALY_SCORE,
+    CLASSIFY,
+    IMPUTE,
+    NEIGHBORS,
+)
 BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
 
 
@@ -450,6 +640,11 @@ def _samples_job(
         tabular_answer = op is ANOMALY_SCORE and runtime.kind == "tabular"
         if given[0] == "images":
             x = images_from_base64(runtime, options.images, options.resize, max_pixels)
+        elif op is IMPUTE:  # nulls and absent features are the values to fill
+            if given[0] == "records":
+                x = records_with_gaps(runtime, options.records)
+            else:
+                x = array_with_gaps(options.inputs, "inputs")
         elif given[0] == "records":
             records = options.records
             if tabular_answer:
@@ -473,4 +668,7 @@ def _samples_job(
                 if len(ids) != len(x):
                     raise InvalidInput(f"ids has {len(ids)} entries for {len(x)} rows of inputs")
     x = runtime.shaped(x)
-    return Job(op, runtime, options, x, len(x), ids=ids, finite=finite)
+    mask = None
+    if op is IMPUTE and options.mask is not None:
+        mask = mask_from_json(options.mask, x.shape, runtime.size)
+    return Job(op, runtime, options, x, len(x), ids=ids, finite=finite, mask=mask)

@@ -8,9 +8,10 @@ operation's batch work once for all of them (one ONNX call); each job gets its r
 
 Where the work runs. Models whose forward pass on a full batch is within
 ``inline_max_s`` (timed at load) run their batches on the event loop: the hand-off to a thread
-costs more than their ONNX call. Larger models, and requests larger than ``max_size`` samples,
-run in the model's own inference thread. With batching off, every job runs alone in the thread
-pool (one ONNX call per request).
+costs more than their ONNX call. Larger models, requests larger than ``max_size`` samples, and
+operations whose batch may cost many forward passes (``Operation.loop_safe`` false: impute,
+neighbors) run in the model's own inference thread. With batching off, every job runs alone in
+the thread pool (one ONNX call per request).
 
 Waiting policy. A batch is formed once the event loop has run the callbacks that were ready when
 the first job arrived (the socket reads of one loop turn: the express lane queues a request in
@@ -248,7 +249,7 @@ class Scheduler:
         self.queued += n
         if not self.batching:
             loop.create_task(self._alone(job))
-        elif self.inline and n <= options.max_size:
+        elif self.inline and n <= options.max_size and job.op.loop_safe:
             self._on_loop.append(job)
             if self._flush_at is None:
                 self._flush_at = time.perf_counter() + options.max_wait_s

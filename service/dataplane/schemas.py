@@ -155,6 +155,73 @@ class AnomalyScoreRequest(_Inputs):
     )
 
 
+GappyArray = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {},
+            "description": "nested numbers [N, *input.shape] or flattened rows [N, prod(shape)]; "
+            "null (or NaN in a .npy body) marks a value to fill",
+        }
+    ),
+]
+MaskArray = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {},
+            "description": "[N, *input.shape] or [N, prod(shape)] of booleans or 0/1: true (1) "
+            "marks a value to fill",
+        }
+    ),
+]
+MAX_ITERATIONS = 1000
+MAX_NEIGHBORS = 100
+
+
+class ClassifyRequest(_Inputs):
+    pass
+
+
+class ImputeRequest(_Inputs, _Outputs):
+    inputs: GappyArray | None = Field(
+        None, description="numeric inputs (tabular: raw values); null marks a value to fill"
+    )
+    records: RecordArray | None = Field(
+        None,
+        description="tabular models: one object per sample; an absent feature or null is filled",
+    )
+    mask: MaskArray | None = Field(
+        None,
+        description="which values to fill, beside nulls and NaNs (images sent as PNG need it)",
+    )
+    iterations: Annotated[int, Field(ge=1, le=MAX_ITERATIONS), _INTEGRAL] = Field(
+        100, description="at most this many reconstructions per sample"
+    )
+    tolerance: float = Field(
+        1e-4,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a sample is done when no filled value moves by more than this in a step "
+        "(in the model's input space: standardised units for tabular models)",
+    )
+
+
+class NeighborsRequest(_Inputs):
+    k: Annotated[int, Field(ge=1, le=MAX_NEIGHBORS), _INTEGRAL] = Field(
+        5, description="how many nearest references per input (at most the reference set's size)"
+    )
+    return_references: bool = Field(
+        False, description="also return each neighbour's item (image or raw record)"
+    )
+    output_format: Literal["array", "png"] = Field(
+        "array", description="'png': the references of image models as base64 PNG strings"
+    )
+
+
 class SampleRequest(_Request, _Outputs):
     n: Annotated[int, Field(ge=1), _INTEGRAL] = Field(
         1, description="how many samples (at most AESERVE_MAX_SAMPLES)"
@@ -197,6 +264,48 @@ class SampleResponse(_Response):
     seed: int = Field(description="the seed used; pass it again for the same samples")
     latents: list[list[float]]
     outputs: OutputArray
+
+
+class ClassifyResponse(_Response):
+    labels: list[int] = Field(description="per sample, the most probable class (its index)")
+    label_names: list[str] = Field(description="per sample, that class's name")
+    probabilities: list[list[float]] = Field(
+        description="[N, classes] softmax of the classifier's logits, in the order of the "
+        "model's classes (GET /models)"
+    )
+
+
+class ImputeResponse(_Response):
+    outputs: OutputArray = Field(
+        description="the completed inputs: values sent kept as they are, the missing ones filled"
+    )
+    filled: list[Any] = Field(description="[N, *input.shape] booleans: true where filled")
+    filled_features: list[list[str]] | None = Field(
+        None, description="tabular models: per row, the names of the features filled"
+    )
+    iterations: list[int] = Field(
+        description="reconstructions each sample took (0: nothing to fill)"
+    )
+    converged: list[bool] = Field(
+        description="the last step moved no filled value by more than the tolerance"
+    )
+
+
+class NeighborsResponse(_Response):
+    split: str = Field(description="the dataset split the reference items come from")
+    ids: list[list[int]] = Field(
+        description="[N, k] the nearest references' ids (row numbers in that split), nearest first"
+    )
+    labels: list[list[int]] = Field(description="[N, k] their labels (indices into label names)")
+    label_names: list[list[str]] = Field(description="[N, k] their label names")
+    distances: list[list[float]] = Field(
+        description="[N, k] Euclidean distances between the codes (VAE: the posterior means)"
+    )
+    references: list[Any] | None = Field(
+        None,
+        description="with return_references: [N, k, *input.shape] the items (images in the "
+        "input range, raw tabular values), or [N, k] base64 PNG strings",
+    )
 
 
 class FeatureContribution(BaseModel):
@@ -279,6 +388,9 @@ class ModelSummary(BaseModel):
     latent_dim: int
     prior: str
     denoiser: bool
+    classes: list[str] | None = Field(
+        None, description="models with a classifier: label names in probability order"
+    )
     endpoints: list[str]
     score: dict[str, Any] = Field(description="kind, threshold and threshold_rule")
     metrics: dict[str, Any]

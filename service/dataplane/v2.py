@@ -18,13 +18,23 @@ output                        operation (input)               REST field
 ``threshold`` [1]             anomaly-score (``x``)           ``threshold``
 ``contributions`` [-1, F]     anomaly-score, tabular (``x``)  ``results[i].contributions``
 ``denoised``                  denoise, denoisers (``x``)      ``outputs``
+``probabilities`` [-1, C],    classify, classifiers (``x``)   ``probabilities``,
+``labels`` INT64                                              ``labels``
+``imputed``, ``filled``       impute (``x``: NaN = missing)   ``outputs``, ``filled``
+``neighbor_ids``,             neighbors, models with a        ``ids``, ``labels``,
+``neighbor_labels``,          reference set (``x``)           ``distances``
+``neighbor_distances``
 ============================  ==============================  =============================
 
+The outputs of classify, impute and neighbors come only when a request names them (a request
+without ``outputs`` gets the others): they are other questions than "encode and reconstruct
+this", and neighbors and impute cost more.
+
 Request ``parameters`` set the operations' options by their REST names (:data:`OPTIONS`:
-``binarize``, ``threshold``, ``n``, ``seed``, ``scale``) and are validated by the same schemas;
-the REST API's other options (the model and version, the input forms, ``output_format``: the
-answer is tensors) are not parameters; others (e.g. Triton's ``binary_data_output``) are the
-transport's. The jobs go to the same schedulers
+``binarize``, ``threshold``, ``n``, ``seed``, ``scale``, ``k``, ``iterations``, ``tolerance``) and
+are validated by the same schemas; the REST API's other options (the model and version, the
+input forms, ``output_format``: the answer is tensors) are not parameters; others (e.g. Triton's
+``binary_data_output``) are the transport's. The jobs go to the same schedulers
 as every REST request, so the numbers are the REST answers' bit for bit.
 """
 
@@ -43,9 +53,12 @@ from pydantic import ValidationError
 from service.dataplane.operations import (
     ANOMALY_SCORE,
     BY_NAME,
+    CLASSIFY,
     DECODE,
     DENOISE,
     ENCODE,
+    IMPUTE,
+    NEIGHBORS,
     RECONSTRUCT,
     SAMPLE,
     Fields,
@@ -59,7 +72,7 @@ from service.runtime.repository import ModelRepository
 Array = npt.NDArray[Any]
 PLATFORM = "aeserve_autoencoder"
 # The REST options a request's parameters may set (each operation reads those it has).
-OPTIONS = frozenset(("binarize", "threshold", "n", "seed", "scale"))
+OPTIONS = frozenset(("binarize", "threshold", "n", "seed", "scale", "k", "iterations", "tolerance"))
 # What an input is for: the samples of most operations, latents to decode.
 SAMPLES, LATENTS = "x", "z"
 
@@ -123,7 +136,32 @@ def outputs_of(runtime: ModelRuntime) -> list[TensorInfo]:
         out.append(TensorInfo("contributions", "FP64", [-1, runtime.size]))
     if runtime.denoiser:
         out.append(TensorInfo("denoised", "FP32", shape))
+    if runtime.classes is not None:
+        out.append(TensorInfo("probabilities", "FP64", [-1, len(runtime.classes)]))
+        out.append(TensorInfo("labels", "INT64", [-1]))
+    if IMPUTE.supports(runtime):
+        out += [TensorInfo("imputed", "FP32", shape), TensorInfo("filled", "BOOL", shape)]
+    if runtime.reference is not None:
+        out += [
+            TensorInfo("neighbor_ids", "INT64", [-1, -1]),
+            TensorInfo("neighbor_labels", "INT64", [-1, -1]),
+            TensorInfo("neighbor_distances", "FP64", [-1, -1]),
+        ]
     return out
+
+
+# Outputs given only when a request names them (see the module docstring).
+ON_REQUEST = frozenset(
+    {
+        "probabilities",
+        "labels",
+        "imputed",
+        "filled",
+        "neighbor_ids",
+        "neighbor_labels",
+        "neighbor_distances",
+    }
+)
 
 
 def metadata(runtime: ModelRuntime, versions: list[str]) -> dict[str, Any]:
@@ -189,6 +227,13 @@ def _sample_outputs(runtime: ModelRuntime) -> dict[str, Operation]:
         by_name["contributions"] = ANOMALY_SCORE
     if runtime.denoiser:
         by_name["denoised"] = DENOISE
+    if runtime.classes is not None:
+        by_name["probabilities"] = by_name["labels"] = CLASSIFY
+    if IMPUTE.supports(runtime):
+        by_name["imputed"] = by_name["filled"] = IMPUTE
+    if runtime.reference is not None:
+        by_name["neighbor_ids"] = by_name["neighbor_labels"] = NEIGHBORS
+        by_name["neighbor_distances"] = NEIGHBORS
     return by_name
 
 
@@ -221,7 +266,7 @@ def _plan(
         offered = {"x_hat": DECODE}
     else:
         offered = {"z": SAMPLE, "x_hat": SAMPLE}
-    wanted = list(outputs) if outputs is not None else list(offered)
+    wanted = list(outputs) if outputs is not None else [o for o in offered if o not in ON_REQUEST]
     if len(set(wanted)) != len(wanted):
         raise InvalidInput(f"outputs {wanted} name an output more than once")
     missing = [o for o in wanted if o not in offered]
@@ -346,6 +391,20 @@ def _tensors(runtime: ModelRuntime, wanted: list[str], f: Fields) -> dict[str, A
             out[name] = np.array([f["threshold"]], dtype=np.float64)
         elif name == "contributions":
             out[name] = contributions(runtime, f["results"])
+        elif name == "probabilities":
+            out[name] = f["probabilities"]
+        elif name == "labels":
+            out[name] = f["labels"]
+        elif name == "imputed":
+            out[name] = np.asarray(f["outputs"], dtype=np.float32)
+        elif name == "filled":
+            out[name] = f["filled"]
+        elif name == "neighbor_ids":
+            out[name] = f["ids"]
+        elif name == "neighbor_labels":
+            out[name] = f["labels"]
+        elif name == "neighbor_distances":
+            out[name] = f["distances"]
     return out
 
 

@@ -47,6 +47,18 @@ def npy_response(runtime: ModelRuntime, fields: dict[str, Any]) -> Response:
     for key, value in fields.items():
         if isinstance(value, np.ndarray) and value.ndim >= 1:
             columns[key] = value
+        elif isinstance(value, list) and value and _texts(value):
+            columns[key] = np.asarray(value)  # label names per sample: a unicode column
         elif value is not None:
             headers[f"x-{key.replace('_', '-')}"] = str(value)
     return Response(npy_table(columns), media_type=NPY, headers=headers)
+
+
+def _texts(value: list[Any]) -> bool:
+    """Strings per sample (``label_names``), or per sample a list of them (``/neighbors``)."""
+    first = value[0]
+    if isinstance(first, list):
+        return all(isinstance(v, list) and len(v) == len(first) for v in value) and all(
+            isinstance(t, str) for v in value for t in v
+        )
+    return all(isinstance(v, str) for v in value)

@@ -7,6 +7,7 @@ Training writes manifests with :meth:`Manifest.write`; the service reads them wi
       model.json      this manifest
       encoder.onnx    "x" [N, *input.shape] float32 -> "z" [N, latent.dim]  (VAE: "mu", "logvar")
       decoder.onnx    "z" [N, latent.dim] -> "x_hat" [N, *input.shape] float32
+      classifier.onnx optional: "z" [N, latent.dim] -> "logits" [N, len(classes)] float32
       card.md         the model card, with the *.png plots it references
 
 Everything here is plain data (no numpy, no torch) so both halves can import it.
@@ -25,6 +26,7 @@ SCHEMA_VERSION: Final = 1
 MANIFEST_FILE = "model.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+CLASSIFIER_FILE = "classifier.onnx"
 CARD_FILE = "card.md"
 
 Family = Literal["ae", "vae"]
@@ -142,13 +144,27 @@ class FileInfo(_Strict):
 class Files(_Strict):
     encoder: FileInfo
     decoder: FileInfo
+    # Optional: codes -> class logits (stacked-autoencoder classifiers); ``Manifest.classes``
+    # names the logits.
+    classifier: FileInfo | None = None
+
+    def all(self) -> list[FileInfo]:
+        """Every file entry present, the encoder first."""
+        return [f for f in (self.encoder, self.decoder, self.classifier) if f is not None]
 
     @classmethod
     def hash(cls, model_dir: Path) -> Files:
-        """The entry for ``encoder.onnx`` and ``decoder.onnx`` as they are now in ``model_dir``."""
+        """The entries for the ONNX files as they are now in ``model_dir`` (``classifier.onnx``
+        only when it exists)."""
+
+        def info(name: str) -> FileInfo:
+            return FileInfo(path=name, sha256=sha256_file(model_dir / name))
+
+        has_classifier = (model_dir / CLASSIFIER_FILE).is_file()
         return cls(
-            encoder=FileInfo(path=ENCODER_FILE, sha256=sha256_file(model_dir / ENCODER_FILE)),
-            decoder=FileInfo(path=DECODER_FILE, sha256=sha256_file(model_dir / DECODER_FILE)),
+            encoder=info(ENCODER_FILE),
+            decoder=info(DECODER_FILE),
+            classifier=info(CLASSIFIER_FILE) if has_classifier else None,
         )
 
 
@@ -304,9 +320,11 @@ class Manifest(_Strict):
     training: TrainingInfo
     # Models fitted on a user's table: the raw columns records carry (categories, missing values).
     tabular: TabularSpec | None = None
+    # Label names in logit order; present exactly when ``files.classifier`` is.
+    classes: list[str] | None = None
 
     @model_validator(mode="after")
-    def _check_tabular(self) -> Manifest:
+    def _check(self) -> Manifest:
         if self.tabular is not None:
             if self.input.kind != "tabular":
                 raise ValueError("a 'tabular' section needs input.kind 'tabular'")
@@ -315,6 +333,12 @@ class Manifest(_Strict):
                     "input.features must be the tabular columns' features, in order "
                     f"({self.tabular.features()})"
                 )
+        if (self.classes is None) != (self.files.classifier is None):
+            raise ValueError("classes and files.classifier come together (a classifier model)")
+        if self.classes is not None and (
+            len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ValueError("classes must be at least two distinct label names")
         return self
 
     @property
@@ -331,9 +355,12 @@ class Manifest(_Strict):
         return path
 
 
-def content_version(encoder_sha256: str, decoder_sha256: str) -> str:
-    """The version that names a model's weights: a short hash of both files' sha256."""
-    return hashlib.sha256(f"{encoder_sha256}:{decoder_sha256}".encode()).hexdigest()[:12]
+def content_version(encoder_sha256: str, decoder_sha256: str, *more: str) -> str:
+    """The version that names a model's weights: a short hash of the files' sha256 (``more``:
+    the classifier's, for models that have one; ``Files.all()`` gives them in order)."""
+    return hashlib.sha256(":".join([encoder_sha256, decoder_sha256, *more]).encode()).hexdigest()[
+        :12
+    ]
 
 
 def sha256_file(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""ModelRuntime: one served model. Owns its two ONNX sessions and every number it touches.
+"""ModelRuntime: one served model. Owns its ONNX sessions (encoder, decoder, and the optional
+classifier) and every number it touches.
 
 Reshape, cast, scaling (tabular scaler), scoring, sampling and percentiles live here; the HTTP
 layer only passes arrays in and out. Every ONNX call goes through :meth:`ModelRuntime._run`, the
@@ -32,7 +33,9 @@ import numpy.typing as npt
 from service.runtime import scoring
 from service.runtime.columns import ColumnEncoder
 from service.runtime.errors import InvalidInput, ModelLoadError, UnsupportedOperation
+from service.runtime.impute import Imputation, impute
 from service.runtime.manifest import Manifest
+from service.runtime.reference import ReferenceIndex
 from service.runtime.sessions import F32, F64
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,9 @@ MAX_SAMPLE_SCALE = 10.0
 
 
 # What :meth:`ModelRuntime.infer` can run: encoder, decoder, or both (the encoder's first output,
-# the VAE mean, fed to the decoder).
-Op = Literal["encode", "decode", "forward"]
+# the VAE mean, fed to the decoder); ``classify``: the encoder's first output fed to the
+# classifier (models with ``classifier.onnx``).
+Op = Literal["encode", "decode", "forward", "classify"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,22 @@ class Explained:
 
 
 @dataclass(frozen=True)
+class Classified:
+    labels: npt.NDArray[np.int64]  # [N], the most probable class
+    label_names: list[str]  # [N], its name
+    probabilities: F64  # [N, classes], softmax of the logits
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    ids: npt.NDArray[np.int64]  # [N, k], reference ids, nearest first
+    labels: npt.NDArray[np.int64]  # [N, k]
+    label_names: list[list[str]]  # [N, k]
+    distances: F64  # [N, k]
+    rows: npt.NDArray[np.int64]  # [N, k], rows of the reference set (for its items)
+
+
+@dataclass(frozen=True)
 class Samples:
     latents: F32  # [n, dim]
     outputs: F32  # [n, *shape], wire space
@@ -97,7 +117,8 @@ class Samples:
 
 
 class ModelRuntime:
-    """A loaded model: the manifest plus encoder and decoder sessions."""
+    """A loaded model: the manifest plus encoder and decoder sessions (and the classifier's,
+    for models with ``classifier.onnx``)."""
 
     def __init__(
         self,
@@ -107,12 +128,22 @@ class ModelRuntime:
         *,
         model_dir: Path,
         max_batch: int = 1024,
+        classifier: Any = None,
+        reference: ReferenceIndex | None = None,
     ) -> None:
         self.manifest = manifest
         self.model_dir = model_dir
         self.max_batch = max_batch
         self._encoder = encoder
         self._decoder = decoder
+        self._classifier = classifier
+        # Label names in logit order (models with a classifier), else None.
+        self.classes: list[str] | None = (
+            list(manifest.classes) if classifier is not None and manifest.classes else None
+        )
+        # The reference set of /neighbors (reference.npz), or None.
+        self.reference = reference
+        self._impute_start: F32 | None = None
 
         spec = manifest.input
         self.shape: tuple[int, ...] = tuple(spec.shape)
@@ -193,6 +224,10 @@ class ModelRuntime:
         if op == "decode":
             return self._run(self._decoder, ["x_hat"], {"z": x})
         z = self._run(self._encoder, self._encoder_outputs[:1], {"x": x})[0]
+        if op == "classify":
+            if self._classifier is None:
+                raise UnsupportedOperation(f"model '{self.name}' has no classifier")
+            return self._run(self._classifier, ["logits"], {"z": z})
         return self._run(self._decoder, ["x_hat"], {"z": z})
 
     def forward_seconds(self, samples: int = 1, repeats: int = 15) -> float:
@@ -423,6 +458,87 @@ class ModelRuntime:
         z: F32 = (self._prior_mean + scale * eps @ self._prior_factor.T).astype(np.float32)
         return z, seed
 
+    # -- classes, imputation, neighbours (issue 17) -----------------------------------------
+
+    def classified(self, logits: F32) -> Classified:
+        """Logits [N, classes] -> the most probable class, its name, and the softmax (float64;
+        the largest logit first subtracted, so no overflow)."""
+        classes = self.classes or []
+        wide = logits.astype(np.float64)
+        e = np.exp(wide - wide.max(axis=1, keepdims=True))
+        probabilities: F64 = e / e.sum(axis=1, keepdims=True)
+        labels = logits.argmax(axis=1).astype(np.int64)
+        return Classified(labels, [classes[i] for i in labels.tolist()], probabilities)
+
+    def imputation(
+        self, x: F32, missing: npt.NDArray[np.bool_], iterations: int, tolerance: float
+    ) -> Imputation:
+        """Fill the ``missing`` entries of wire inputs ``x`` [N, *shape] (their values are
+        ignored; the others are checked as every input is) by iterated reconstruction with the
+        known values clamped (:func:`service.runtime.impute.impute`), in model space.
+
+        The first guess of a missing value is the training mean for tabular models (0 once
+        standardised) and, for images, the decoding of the prior's mean code (the manifest holds
+        no pixel means). The answer holds wire values: the known ones exactly as sent."""
+        lo, hi = self._range or (0.0, 0.0)
+        if self._mean is not None:
+            placeholder: Any = self._mean
+        else:
+            placeholder = np.float32((lo + hi) / 2)
+        known = np.where(missing, placeholder, x).astype(np.float32)
+        xm = self.model_inputs(known)
+        res = impute(
+            lambda a: self.infer("forward", a)[0],
+            xm,
+            missing,
+            start=self.impute_start(),
+            iterations=iterations,
+            tolerance=tolerance,
+        )
+        values = np.where(missing, self.to_wire_space(res.values), known).astype(np.float32)
+        return Imputation(values, res.filled, res.iterations, res.converged)
+
+    def impute_start(self) -> F32:
+        """The first guess of missing values, in model space [*shape] (see :meth:`imputation`)."""
+        if self._impute_start is None:
+            if self._mean is not None or self.kind == "tabular":
+                start: F32 = np.zeros(self.shape, dtype=np.float32)
+            else:
+                z = self._prior_mean.astype(np.float32)[None, :]
+                start = self.infer("decode", z)[0][0]
+            self._impute_start = start
+        return self._impute_start
+
+    def neighbors(self, z: F32, k: int) -> Neighbors:
+        """The ``k`` nearest reference items of each code ``z`` [N, dim]."""
+        ref = self.reference
+        if ref is None:
+            raise UnsupportedOperation(f"model '{self.name}' has no reference set")
+        rows, distances = ref.nearest(z, k)
+        labels = ref.labels[rows]
+        names = ref.label_names
+        return Neighbors(
+            ids=ref.ids[rows],
+            labels=labels,
+            label_names=[[names[j] for j in row] for row in labels.tolist()],
+            distances=distances,
+            rows=rows,
+        )
+
+    def reference_items(self, rows: npt.NDArray[np.int64]) -> Any:
+        """The reference items at ``rows`` [N, k]: [N, k, *shape] wire values (images from
+        their stored pixels, tabular rows as stored raw values), or uint8 pixels for PNG."""
+        ref = self.reference
+        if ref is None or ref.inputs is None:
+            raise UnsupportedOperation(
+                f"model '{self.name}''s reference set holds no items to return; ask without "
+                "return_references"
+            )
+        items = ref.inputs[rows]
+        if items.dtype == np.uint8:
+            return self.from_pixels(items.reshape(-1, *self.shape)).reshape(items.shape)
+        return items.astype(np.float32)
+
     # -- output forms ----------------------------------------------------------------------
 
     def binarize(self, outputs: F32) -> npt.NDArray[np.uint8]:
@@ -464,6 +580,10 @@ class ModelRuntime:
         """
         self._check_signature(self._encoder, "encoder", "x", [*self.shape], self._encoder_outputs)
         self._check_signature(self._decoder, "decoder", "z", [self.latent_dim], ["x_hat"])
+        if self._classifier is not None:
+            self._check_signature(
+                self._classifier, "classifier", "z", [self.latent_dim], ["logits"]
+            )
         lo, hi = self._range or (0.0, 0.0)
         x = np.full((2, *self.shape), (lo + hi) / 2, dtype=np.float32)
         try:
@@ -477,6 +597,12 @@ class ModelRuntime:
         }
         if enc.logvar is not None:
             expected["encoder logvar"] = (enc.logvar.shape, (2, self.latent_dim))
+        if self._classifier is not None and self.classes is not None:
+            try:
+                logits = self.infer("classify", x)[0]
+            except Exception as exc:  # onnxruntime raises its own (untyped) errors
+                raise ModelLoadError(f"a test batch of 2 failed to classify: {exc}") from exc
+            expected["classifier output"] = (logits.shape, (2, len(self.classes)))
         for what, (got, want) in expected.items():
             if tuple(got) != want:
                 raise ModelLoadError(

@@ -1,5 +1,5 @@
 """A model's reference set (``reference.npz`` in its folder): the codes of a fixed subset of its
-dataset, for the web app's latent map (and, later, ``/neighbors``).
+dataset, for the web app's latent map and ``/neighbors`` (:class:`ReferenceIndex`).
 
 Written at build time by ``training/reference.py`` (``make models``, or ``python -m training
 reference`` for models built before it existed); read here with numpy only. The file holds:
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 REFERENCE_FILE = "reference.npz"
 
@@ -112,3 +113,88 @@ def _items(a: np.ndarray[Any, Any]) -> Any:
 def _round(a: np.ndarray[Any, Any]) -> Any:
     # 6 significant digits are plenty for a map; the JSON is a third the size of full floats.
     return np.asarray(a, dtype=np.float64).round(6).tolist()
+
+
+# Query rows per block of :meth:`ReferenceIndex.nearest`'s sort (their distances are computed
+# row by row; the sort takes a block at once).
+_BLOCK = 64
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceIndex:
+    """A reference set as arrays, for ``/neighbors``: exact nearest codes by Euclidean distance.
+
+    Loaded with the model (:func:`load_index`); read-only afterwards."""
+
+    split: str
+    codes: npt.NDArray[np.float64]  # [M, dim]
+    ids: npt.NDArray[np.int64]  # [M]
+    labels: npt.NDArray[np.int64]  # [M]
+    label_names: list[str]
+    inputs: npt.NDArray[Any] | None  # [M, *shape]: uint8 pixels (images) or float32 raw values
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def nearest(
+        self, z: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Rows of the ``k`` nearest references of each code ``z`` [N, dim] and their distances,
+        nearest first (ties: the lower row first). [N, k] each.
+
+        Each row's squared distances are computed on their own (no matrix product, whose
+        blocking depends on the batch): a row's answer has the same bits whatever else is in
+        the batch."""
+        n = len(z)
+        rows = np.empty((n, k), dtype=np.int64)
+        dist = np.empty((n, k), dtype=np.float64)
+        q = z.astype(np.float64)
+        codes = self.codes
+        for a in range(0, n, _BLOCK):
+            block = q[a : a + _BLOCK]
+            d2 = np.empty((len(block), len(codes)), dtype=np.float64)
+            for i, row in enumerate(block):
+                diff = codes - row
+                np.einsum("md,md->m", diff, diff, out=d2[i])
+            order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+            rows[a : a + _BLOCK] = order
+            dist[a : a + _BLOCK] = np.sqrt(np.take_along_axis(d2, order, axis=1))
+        return rows, dist
+
+
+def load_index(model_dir: Path, latent_dim: int, shape: tuple[int, ...]) -> ReferenceIndex | None:
+    """The model's reference set for ``/neighbors``, or None when it has none. A set that does
+    not fit the model (code size, item shape) or cannot be read is ignored with a warning."""
+    path = model_dir / REFERENCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            codes = np.asarray(f["codes"], dtype=np.float64)
+            ids = np.asarray(f["ids"], dtype=np.int64)
+            labels = np.asarray(f["labels"], dtype=np.int64)
+            names = [str(s) for s in f["label_names"]]
+            inputs = np.asarray(f["inputs"]) if "inputs" in f.files else None
+            split = str(f["split"])
+    except (OSError, KeyError, ValueError) as exc:
+        logger.warning("ignoring unreadable %s: %s", path, exc)
+        return None
+    m = len(ids)
+    problems = []
+    if codes.shape != (m, latent_dim) or not np.isfinite(codes).all():
+        problems.append(f"codes {list(codes.shape)}, the model's codes have {latent_dim} values")
+    if labels.shape != (m,) or (m and (labels.min() < 0 or labels.max() >= len(names))):
+        problems.append("labels do not index label_names")
+    if inputs is not None and (len(inputs) != m or inputs.shape[1:] != shape):
+        logger.warning(
+            "%s: items of shape %s do not fit the model's %s; neighbours without them",
+            path,
+            list(inputs.shape),
+            list(shape),
+        )
+        inputs = None
+    if m == 0 or problems:
+        logger.warning("ignoring %s: %s", path, "; ".join(problems) or "no items")
+        return None
+    return ReferenceIndex(split, codes, ids, labels, names, inputs)

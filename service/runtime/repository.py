@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from service.runtime.errors import ModelLoadError, ModelNotFound, NotReady, clip
 from service.runtime.manifest import MANIFEST_FILE, Manifest, content_version, sha256_file
 from service.runtime.model import ModelRuntime
+from service.runtime.reference import load_index
 from service.runtime.sessions import OnnxOptions, open_session
 
 logger = logging.getLogger(__name__)
@@ -206,7 +207,10 @@ def load_model(
             f"manifest name '{manifest.name}' differs from its directory name '{expected}'"
         )
     sessions = []
-    for which, info in (("encoder", manifest.files.encoder), ("decoder", manifest.files.decoder)):
+    files = [("encoder", manifest.files.encoder), ("decoder", manifest.files.decoder)]
+    if manifest.files.classifier is not None:
+        files.append(("classifier", manifest.files.classifier))
+    for which, info in files:
         file = (path / info.path).resolve()
         if not file.is_relative_to(path.resolve()):
             raise ModelLoadError(f"{which} path '{info.path}' leaves the model directory")
@@ -224,7 +228,15 @@ def load_model(
             raise ModelLoadError(
                 f"{which} '{info.path}' does not load in onnxruntime: {exc}"
             ) from exc
-    runtime = ModelRuntime(manifest, sessions[0], sessions[1], model_dir=path, max_batch=max_batch)
+    runtime = ModelRuntime(
+        manifest,
+        sessions[0],
+        sessions[1],
+        classifier=sessions[2] if len(sessions) > 2 else None,
+        reference=load_index(path, manifest.latent.dim, tuple(manifest.input.shape)),
+        model_dir=path,
+        max_batch=max_batch,
+    )
     runtime.verify()
     return runtime
 
@@ -232,14 +244,14 @@ def load_model(
 def check_version(manifest: Manifest) -> None:
     """Refuse a manifest whose ``version`` does not name its weights.
 
-    The version is the content hash of the two ONNX files (:func:`content_version`, what
+    The version is the content hash of the ONNX files (:func:`content_version`, what
     training writes), or a team's own version with that hash as its build metadata
     (``2.1.0+8a554d8e1afb``). The files were checked against the manifest's sha256 values at
     load, so new weights under an old version are refused. This proves the files match the
     manifest, not who wrote it: a team that needs that signs the model directory (e.g. a
     detached signature of model.json checked by the deployment before it is mounted).
     """
-    expected = content_version(manifest.files.encoder.sha256, manifest.files.decoder.sha256)
+    expected = content_version(*(info.sha256 for info in manifest.files.all()))
     version = manifest.version
     if version != expected and not version.endswith("+" + expected):
         raise ModelLoadError(

@@ -4,10 +4,14 @@ Models (all under one session-wide repository directory):
 
 - ``glyph``: image AE, [7, 5] binary, BCE. The code is the image itself (latent 35) and the
   decoder is sigmoid(20 z - 10), so every 0/1 image comes back exactly after thresholding.
+  Its reference set (``reference.npz``): 12 random glyphs (:data:`GLYPH_REFERENCE`), so the
+  distance between codes is the square root of the number of differing pixels.
 - ``glyph-denoise``: the same weights, manifest marked as a bit-flip denoiser.
 - ``glyph-vae``: VAE on [7, 5] with ``mu`` and ``logvar`` outputs, latent 4, standard normal prior.
-- ``pixels28``: image AE on [28, 28] in [0, 1], random weights, latent 8, MSE.
-- ``table``: tabular AE on 4 named features with a scaler; decoder is linear, MSE.
+- ``pixels28``: image AE on [28, 28] in [0, 1], random weights, latent 8, MSE; with a linear
+  classifier (``classifier.onnx``: logits = z @ CLASSIFIER_W) over 3 classes.
+- ``table``: tabular AE on 4 named features with a scaler; decoder is linear, MSE; a reference
+  set of 6 rows (no items).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from service.http.app import create_app
 from service.runtime.manifest import (
+    CLASSIFIER_FILE,
     DECODER_FILE,
     ENCODER_FILE,
     Calibration,
@@ -44,6 +49,9 @@ from service.runtime.manifest import (
 from service.settings import Settings
 
 FEATURES = ["alpha", "beta", "gamma", "delta"]
+CLASSES = ["left", "middle", "right"]
+CLASSIFIER_W = np.random.default_rng(5).normal(0, 3, (8, 3))
+GLYPH_REFERENCE = np.random.default_rng(7).integers(0, 2, (12, 7, 5)).astype(np.float32)
 SCALER_MEAN = [10.0, -2.0, 0.5, 100.0]
 SCALER_STD = [2.0, 0.5, 1.0, 25.0]
 
@@ -117,6 +125,7 @@ def write_manifest(
     calibration: tuple[list[float], list[float]] = ([0.0, 0.5, 0.9, 1.0], [0.0, 0.1, 0.2, 0.4]),
     threshold: float = 0.2,
     denoising: Denoising | None = None,
+    classes: list[str] | None = None,
 ) -> Manifest:
     prior = (
         Prior(kind="standard_normal")
@@ -131,7 +140,7 @@ def write_manifest(
     manifest = Manifest(
         name=name,
         # A team's version with the weights' content version as build metadata (checked at load).
-        version=f"1.0.0-test+{content_version(files.encoder.sha256, files.decoder.sha256)}",
+        version=f"1.0.0-test+{content_version(*(f.sha256 for f in files.all()))}",
         created_at="2026-01-01T00:00:00Z",
         description=f"fixture model {name}",
         family=family,  # type: ignore[arg-type]
@@ -156,6 +165,7 @@ def write_manifest(
             command="built by tests/service/conftest.py",
             denoising=denoising,
         ),
+        classes=classes,
     )
     manifest.write(model_dir)
     return manifest
@@ -175,7 +185,46 @@ def build_glyph(root: Path, name: str = "glyph", denoising: Denoising | None = N
     )
     (d / "card.md").write_text(f"# {name}\n\nA fixture.\n\n![loss](loss.png)\n", encoding="utf-8")
     (d / "loss.png").write_bytes(_tiny_png())
+    if name == "glyph":
+        codes = GLYPH_REFERENCE.reshape(12, 35)
+        write_reference(
+            d,
+            codes,
+            ids=np.arange(100, 112),
+            labels=np.arange(12) % 3,
+            names=["even", "odd", "other"],
+            inputs=(GLYPH_REFERENCE * 255).astype(np.uint8),
+        )
     return d
+
+
+def write_reference(
+    d: Path,
+    codes: np.ndarray,
+    *,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    inputs: np.ndarray | None,
+) -> None:
+    """A ``reference.npz`` as training/reference.py writes it (the plane: the first two axes)."""
+    dim = codes.shape[1]
+    axes = np.eye(2, dim, dtype=np.float32)
+    arrays = {
+        "split": np.array("test"),
+        "codes": codes.astype(np.float32),
+        "ids": ids.astype(np.int64),
+        "labels": labels.astype(np.int64),
+        "label_names": np.array(names),
+        "plane": np.array("latent" if dim == 2 else "pca"),
+        "plane_mean": np.zeros(dim, np.float32),
+        "plane_axes": axes,
+        "points": (codes @ axes.T).astype(np.float32),
+        "explained": np.array([0.5, 0.5], np.float32),
+    }
+    if inputs is not None:
+        arrays["inputs"] = inputs
+    np.savez_compressed(d / "reference.npz", **arrays)  # type: ignore[arg-type]
 
 
 def build_vae(root: Path) -> Path:
@@ -208,14 +257,24 @@ def build_pixels28(root: Path) -> Path:
     write_decoder(
         d / DECODER_FILE, [28, 28], rng.normal(0, 0.5, (8, 784)), np.zeros(784), sigmoid=True
     )
+    write_classifier(d / CLASSIFIER_FILE, CLASSIFIER_W)
     write_manifest(
         d,
         name="pixels28",
         input_spec=InputSpec(kind="image", shape=[28, 28]),
         dim=8,
         score_kind="mse",
+        classes=CLASSES,
     )
     return d
+
+
+def write_classifier(path: Path, w: np.ndarray) -> None:
+    """z [N, dim] -> logits = z @ w [N, classes]."""
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", w.shape[0]])
+    nodes, inits = _linear("cls", "z", "logits", w, np.zeros(w.shape[1]))
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", w.shape[1]])
+    _save(helper.make_graph(nodes, "classifier", [z], [out], inits), path)
 
 
 def build_table(root: Path) -> Path:
@@ -240,6 +299,15 @@ def build_table(root: Path) -> Path:
         score_kind="mse",
         calibration=([0.0, 0.5, 1.0], [0.0, 1.0, 4.0]),
         threshold=3.0,
+    )
+    codes = np.array([[0, 0], [1, 0], [0, 1], [2, 2], [-1, 0], [0, -3]], dtype=np.float32)
+    write_reference(
+        d,
+        codes,
+        ids=np.arange(6),
+        labels=np.array([0, 0, 0, 1, 0, 1]),
+        names=["normal", "anomaly"],
+        inputs=None,
     )
     return d
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-FORWARD = object()  # the operation of the fake jobs (the scheduler batches by identity)
+# The operation of the fake jobs (the scheduler batches by identity; the loop may run it).
+FORWARD = types.SimpleNamespace(loop_safe=True)
 
 
 def work_of(model: FakeModel) -> object:

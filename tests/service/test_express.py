@@ -55,6 +55,19 @@ CASES: list[tuple[str, Any, bool]] = [
         True,
     ),
     ("/anomaly-score", {"model": "table", "inputs": [[1, 2, 3, 4], [5, 6, 7, 8]]}, True),
+    # Issue 17's operations (plain bodies: the lane; nulls and missing features: the full path).
+    ("/classify", {"model": "pixels28", "inputs": np.full((2, 784), 0.25).tolist()}, True),
+    ("/impute", {"model": "glyph", "inputs": glyphs(2).tolist()}, True),
+    ("/impute", {"model": "glyph", "inputs": [[0] * 34 + [None]]}, False),
+    (
+        "/impute",
+        {"model": "table", "records": [{"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}]},
+        True,
+    ),
+    ("/impute", {"model": "table", "records": [{"alpha": 1.0, "delta": None}]}, False),
+    ("/neighbors", {"model": "glyph", "inputs": glyphs(2).tolist()}, True),
+    ("/neighbors", {"model": "glyph", "inputs": glyphs(2).tolist(), "k": 2}, False),
+    ("/classify", {"model": "glyph", "inputs": glyphs(1).tolist()}, False),  # 422
     # Options other than the plain ones: the full path answers (the same bytes).
     ("/reconstruct", {"model": "glyph", "inputs": glyphs(2).tolist(), "binarize": True}, False),
     (

@@ -271,6 +271,22 @@ def model_body(draw: st.DrawFn, zoo: Zoo, path: str) -> dict[str, Any]:
             body["top_features"] = draw(st.none() | st.integers(-1 if hostile else 0, 40))
     if path == "/encode":
         body["return_logvar"] = (model["family"] == "vae" and draw(st.booleans())) or draw(mistake)
+    if path == "/impute":
+        body["iterations"] = draw(st.integers(-1 if hostile else 1, 5))
+        if "inputs" in body and draw(st.booleans()):  # a mask of the inputs' shape (or not)
+            size = math.prod(model["input"]["shape"])
+            rows = len(body["inputs"]) if isinstance(body["inputs"], list) else 1
+            flags = st.integers(0, 2 if hostile else 1)
+            body["mask"] = draw(
+                st.lists(
+                    st.lists(flags, min_size=size, max_size=size), min_size=rows, max_size=rows
+                )
+            )
+    if path == "/neighbors":
+        body["k"] = draw(st.integers(-1 if hostile else 1, 40))
+        body["return_references"] = draw(st.booleans())
+        if image and draw(st.booleans()):
+            body["output_format"] = "png"
     if hostile and draw(st.booleans()):  # one field replaced by any JSON value
         key = draw(st.sampled_from(sorted(body)))
         body[key] = draw(JSON)

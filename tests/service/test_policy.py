@@ -26,6 +26,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "denoise": {"model": "glyph-denoise", "inputs": glyphs(1).tolist()},
     "sample": {"model": "glyph-vae", "n": 2, "seed": 1},
     "anomaly-score": {"model": "table", "inputs": [[1, 2, 3, 4]]},
+    "classify": {"model": "pixels28", "inputs": np.full((1, 784), 0.5).tolist()},
+    "impute": {"model": "table", "inputs": [[1, 2, 3, 4]]},  # plain: the lane takes it
+    "neighbors": {"model": "glyph", "inputs": glyphs(1).tolist()},
 }
 
 

@@ -113,7 +113,10 @@ def test_card_html_escapes_raw_html(tmp_path: Path) -> None:
 def test_models_link_their_reference_set(shipped: TestClient, client: TestClient) -> None:
     listed = {m["name"]: m for m in shipped.get("/models").json()["models"]}
     assert listed["font"]["reference"] == "/models/font/reference"
-    assert all(m["reference"] is None for m in client.get("/models").json()["models"])
+    # The fixture zoo: glyph and table have one (their /neighbors), the others none.
+    fixture = {m["name"]: m["reference"] for m in client.get("/models").json()["models"]}
+    assert fixture["glyph"] == "/models/glyph/reference" and fixture["pixels28"] is None
+    assert sorted(n for n, ref in fixture.items() if ref) == ["glyph", "table"]
 
 
 def test_reference_of_the_font_model(shipped: TestClient) -> None:
@@ -157,7 +160,7 @@ def test_reference_plane_of_a_higher_dimensional_model_decodes(shipped: TestClie
 
 
 def test_reference_is_a_404_when_a_model_has_none(client: TestClient) -> None:
-    assert_problem(client.get("/models/glyph/reference"), 404, "no reference set")
+    assert_problem(client.get("/models/pixels28/reference"), 404, "no reference set")
     assert_problem(client.get("/models/nope/reference"), 404, "nope")
 
 

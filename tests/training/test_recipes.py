@@ -15,7 +15,8 @@ def test_zoo_recipes_parse_and_build() -> None:
     assert names.index("font") < names.index("font-denoise")
     for r in order:
         # conv models need H and W divisible by their strides: try them on 28x28 images
-        shape = (28, 28) if r.architecture.startswith("conv") else (7, 5)
+        conv = r.architecture.startswith("conv") or r.architecture == "stacked_conv"
+        shape = (28, 28) if conv else (7, 5)
         model = build_model(r.architecture, make_config(r.architecture, r.arch_options), shape)
         assert model.shape == shape
     denoise = recipes.load("font-denoise")

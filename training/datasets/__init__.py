@@ -6,6 +6,7 @@ MNIST and Fashion-MNIST via an IDX reader, sklearn digits, tabular benchmarks) r
 with :func:`register` in their own module and are imported below.
 """
 
+from training.datasets import emoji as _emoji  # noqa: F401  (registers "emoji")
 from training.datasets import font as _font  # noqa: F401  (registers "font")
 from training.datasets import images as _images  # noqa: F401  (mnist, fashion-mnist, digits)
 from training.datasets import tabular as _tabular  # noqa: F401  (shuttle, breast-cancer, ...)

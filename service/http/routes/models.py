@@ -65,6 +65,7 @@ def summary(runtime: ModelRuntime, plane: DataPlane) -> dict[str, Any]:
         "latent_dim": m.latent.dim,
         "prior": m.latent.prior.kind,
         "denoiser": m.denoiser,
+        "classes": runtime.classes,
         "endpoints": [f"/{name}" for name in plane.operations_of(runtime)],
         "score": {
             "kind": m.score.kind,

@@ -39,6 +39,13 @@ OUTPUT_NAMES = [
     "threshold",
     "contributions",
     "denoised",
+    "probabilities",
+    "labels",
+    "imputed",
+    "filled",
+    "neighbor_ids",
+    "neighbor_labels",
+    "neighbor_distances",
 ]
 
 
