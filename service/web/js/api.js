@@ -47,6 +47,13 @@ export async function getText(path, accept) {
   return r.text();
 }
 
+// A file of the service (a card's plot) as a blob: URL, fetched with the key (an <img src>
+// cannot send one, so with keys on the plots would be refused).
+export async function blobUrl(path) {
+  const r = await check(await fetch(path, { headers: headers({ accept: "*/*" }) }));
+  return URL.createObjectURL(await r.blob());
+}
+
 export async function post(path, body) {
   const r = await fetch(path, {
     method: "POST",
