@@ -160,5 +160,17 @@ def test_with_api_keys_on_the_cards_show_their_plots(chromium: Browser, keyed_se
         page.goto(f"{keyed_server}/#tabular/shuttle")
         page.wait_for_selector("[data-testid=tabular-form][data-ready=shuttle]", state="attached")
         guard.check()
+    # A person without a key is told where it goes; typed in, the models come.
+    with guarded_page(chromium, keyed_server) as (page, guard):
+        page.goto(f"{keyed_server}/#models")
+        status = page.get_by_test_id("status")
+        status.filter(has_text="401").wait_for()
+        assert "API key field" in status.inner_text()
+        page.get_by_test_id("api-key").fill(KEY)
+        page.get_by_test_id("api-key").dispatch_event("change")
+        page.locator("section.model[data-model=font]").wait_for()
+        assert status.inner_text() == ""
+        assert not guard.foreign
+        assert all("401" in e for e in guard.errors), guard.errors  # the first, keyless /models
     # Without the key the service refuses the plots (what the blob URLs get around).
     assert httpx.get(f"{keyed_server}/models/font/files/loss.png").status_code == 401

@@ -20,7 +20,10 @@ function headers(extra = {}) {
 
 export class ApiError extends Error {
   constructor(status, detail) {
-    super(status === 401 || status === 403 ? `${detail} (check the API key field)` : detail);
+    let hint = "";
+    if (status === 401) hint = apiKey() ? " (the key in the API key field is refused)" : " (type the key into the API key field, top right)";
+    if (status === 403) hint = " (the key in the API key field lacks the scope)";
+    super(`${detail}${hint}`);
     this.status = status;
   }
 }
