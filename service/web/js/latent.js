@@ -164,7 +164,7 @@ export class LatentPage {
   // map, the "new letters between the known ones". Drawn faintly behind the points.
   async decodePlane(m) {
     const [h, w] = m.input.shape;
-    const k = h * w <= 64 ? 24 : 14;
+    const k = h * w <= 40 ? 24 : 14; // the font's glyphs densely, larger images (digits, 28x28) fewer
     const [u0, u1, v0, v1] = this.box;
     const latents = [];
     for (let r = 0; r < k; r++) {
@@ -411,7 +411,11 @@ export class LatentPage {
           if (m !== this.model || seq < this.drawn) return;
           this.drawn = seq;
           this.drawOne($("decoded"), out.outputs[0]);
-          $("pointer-z").textContent = `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`;
+          // Short codes in full; a long one by its place on the plane (a wall of numbers says less).
+          $("pointer-z").textContent =
+            z.length <= 8
+              ? `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`
+              : `PC 1 = ${p[0].toFixed(2)}, PC 2 = ${p[1].toFixed(2)} (the ${z.length}-D code: mean + PC 1 · axis 1 + PC 2 · axis 2)`;
           this.updates += 1;
           $("decoded").dataset.updates = this.updates;
         })
