@@ -127,7 +127,8 @@ def _port() -> int:
 def test_serve(repo: Path, run: Run, tmp_path: Path) -> None:
     assert_user_error(run("serve", "--models", tmp_path / "nowhere"), "no model repository")
     port = _port()
-    env = {**os.environ, "AESERVE_LOG_LEVEL": "warning"}
+    # No gRPC: its default port (8001) belongs to whatever else runs on the machine.
+    env = {**os.environ, "AESERVE_LOG_LEVEL": "warning", "AESERVE_GRPC_PORT": "0"}
     proc = subprocess.Popen(
         [
             sys.executable,
