@@ -40,20 +40,33 @@ async function check(r) {
   throw new ApiError(r.status, detail);
 }
 
+// A GET that failed before any answer (the browser dropped it, e.g. net::ERR_NETWORK_CHANGED
+// when the machine's interfaces change) is sent again, twice at most: GETs change nothing.
+async function fetchGet(path, init) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(path, init);
+    } catch (err) {
+      if (attempt >= 2 || !(err instanceof TypeError)) throw err;
+      await new Promise((done) => setTimeout(done, 100 * (attempt + 1)));
+    }
+  }
+}
+
 export async function get(path) {
-  const r = await check(await fetch(path, { headers: headers() }));
+  const r = await check(await fetchGet(path, { headers: headers() }));
   return r.json();
 }
 
 export async function getText(path, accept) {
-  const r = await check(await fetch(path, { headers: headers({ accept }) }));
+  const r = await check(await fetchGet(path, { headers: headers({ accept }) }));
   return r.text();
 }
 
 // A file of the service (a card's plot) as a blob: URL, fetched with the key (an <img src>
 // cannot send one, so with keys on the plots would be refused).
 export async function blobUrl(path) {
-  const r = await check(await fetch(path, { headers: headers({ accept: "*/*" }) }));
+  const r = await check(await fetchGet(path, { headers: headers({ accept: "*/*" }) }));
   return URL.createObjectURL(await r.blob());
 }
 
