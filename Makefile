@@ -9,7 +9,7 @@ HOST   ?= 0.0.0.0
 # environment's AESERVE_DEFAULT_MODEL wins.
 AESERVE_DEFAULT_MODEL ?= mnist
 
-.PHONY: serve test lint models data sysdeps bench soak clean web-vendor reference screenshots image image-train test-deploy
+.PHONY: serve test lint models data sysdeps bench bench-web soak clean web-vendor reference screenshots image image-train test-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: sysdeps $(VENV)/.all data lint
 ## bench: aeserve vs a plain FastAPI baseline and raw onnxruntime -> docs/benchmarks.md (QUICK=1: seconds)
 bench: sysdeps $(VENV)/.all
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+## bench-web: how fast each page of the web app is interactive, in Debian's chromium (a benchmark)
+bench-web: sysdeps $(VENV)/.all
+	$(BIN)/python -m bench.web $(if $(RUNS),--runs $(RUNS))
 
 ## soak: 10 minutes of mixed load at ~80% of measured capacity -> docs/soak.md (a benchmark)
 soak: sysdeps $(VENV)/.all

@@ -42,8 +42,10 @@ from service.runtime.manifest import (
     ScoreSpec,
     TrainingInfo,
 )
+from service.runtime.reference import REFERENCE_FILE
 from service.runtime.sessions import OnnxOptions, open_session
 from training.evaluate import calibrate, latent_spec, threshold_for
+from training.reference import arrays, subset
 from training.scoring import scores as score_fn
 
 BATCH = 256  # samples per onnxruntime call while calibrating
@@ -193,6 +195,7 @@ def package(opts: PackageOptions) -> Path:
         )
         manifest.write(work)
         write_card(work, manifest, samples, scores, codes, x_hat, parity)
+        _write_reference(work, samples, codes, value_range)
         runtime, reason = check_folder(work)
         if runtime is None:
             raise UserError(f"the packaged model would be refused by the server: {reason}")
@@ -201,6 +204,24 @@ def package(opts: PackageOptions) -> Path:
     finally:
         shutil.rmtree(parent, ignore_errors=True)
     return out
+
+
+def _write_reference(
+    work: Path, samples: Samples, codes: F32, value_range: tuple[float, float] | None
+) -> None:
+    """``reference.npz`` from the calibration samples (all normal): the web app's latent map."""
+    ids = subset(len(samples.x))
+    ref = arrays(
+        codes[ids],
+        ids,
+        np.zeros(len(ids), np.int64),
+        ["normal"],
+        "calibration",
+        kind=samples.kind,
+        inputs=samples.x[ids],
+        value_range=value_range,
+    )
+    np.savez_compressed(work / REFERENCE_FILE, **ref)  # type: ignore[arg-type]
 
 
 def _value_range(opts: PackageOptions, samples: Samples) -> tuple[float, float] | None:

@@ -1,5 +1,6 @@
 """Every shell block of the README that talks to the server runs, exactly as written, against a
-live server over the shipped zoo (the port changed; nothing else).
+live server over the shipped zoo (the port changed; nothing else); so does every Python block
+that talks to the REST port (tritonclient's HTTP client, our client, httpx).
 
 The blocks run with bash in a scratch directory that has the repository's ``examples/`` and
 ``.venv/`` beside them, as in a checkout; ``curl`` is wrapped to fail on an HTTP error
@@ -23,10 +24,15 @@ from tests.live_server import REPO, free_port_in, live_server
 README = REPO / "README.md"
 SERVER = "localhost:8000"
 BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def server_blocks() -> list[str]:
     return [b for b in BLOCK.findall(README.read_text(encoding="utf-8")) if SERVER in b]
+
+
+def python_blocks() -> list[str]:
+    return [b for b in PYTHON_BLOCK.findall(README.read_text(encoding="utf-8")) if SERVER in b]
 
 
 def own_server_blocks() -> list[str]:
@@ -83,6 +89,25 @@ def test_readme_block_runs(server: str, checkout: Path, index: int) -> None:
     )
     assert run.returncode == 0, f"{block}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
     assert '"status":4' not in run.stdout and '"status":5' not in run.stdout, run.stdout
+
+
+def test_the_readme_has_python_examples() -> None:
+    assert len(python_blocks()) >= 3
+
+
+@pytest.mark.parametrize("index", range(len(python_blocks())))
+def test_readme_python_block_runs(server: str, checkout: Path, index: int) -> None:
+    block = python_blocks()[index]
+    script = block.replace(SERVER, server.removeprefix("http://"))
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, f"{block}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+    assert run.stdout.strip(), block  # each prints what it got
 
 
 @pytest.mark.slow

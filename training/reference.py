@@ -31,18 +31,48 @@ def reference_arrays(
 ) -> dict[str, np.ndarray]:
     """The arrays of ``reference.npz`` for ``data``'s test split encoded by ``onnx``."""
     split = data.test
-    rng = np.random.default_rng(seed)
-    ids = np.sort(rng.permutation(len(split))[:n]) if len(split) > n else np.arange(len(split))
+    ids = subset(len(split), n, seed)
     x = split.x[ids]
     codes = np.concatenate([onnx.encode(x[i : i + 256]) for i in range(0, len(x), 256)])
-    codes = codes.astype(np.float32)
     labels, names = _labels(data, ids)
+    raw = None
+    if data.kind == "image":
+        raw = x
+    elif data.scaler_mean is not None and data.scaler_std is not None:  # raw values
+        raw = x * np.asarray(data.scaler_std) + np.asarray(data.scaler_mean)
+    return arrays(
+        codes, ids, labels, names, "test", kind=data.kind, inputs=raw, value_range=data.value_range
+    )
+
+
+def subset(n_items: int, n: int = REFERENCE_SIZE, seed: int = REFERENCE_SEED) -> np.ndarray:
+    """The reference set's rows: the first ``n`` of a seeded permutation, in order (all rows
+    when there are no more than ``n``)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.permutation(n_items)[:n]) if n_items > n else np.arange(n_items)
+
+
+def arrays(
+    codes: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    split: str,
+    *,
+    kind: str,
+    inputs: np.ndarray | None,
+    value_range: tuple[float, float] | None = None,
+) -> dict[str, np.ndarray]:
+    """The arrays of ``reference.npz`` from items already encoded: ``inputs`` are the items in
+    the model's units (images: scaled to 0-255 thumbnails from ``value_range``; tabular: the
+    raw values a client sends)."""
+    codes = codes.astype(np.float32)
     mean, axes, explained = _plane(codes)
     out: dict[str, np.ndarray] = {
-        "split": np.array("test"),
+        "split": np.array(split),
         "codes": codes,
         "ids": ids.astype(np.int64),
-        "labels": labels,
+        "labels": labels.astype(np.int64),
         "label_names": np.array(names),
         "plane": np.array("latent" if codes.shape[1] == 2 else "pca"),
         "plane_mean": mean,
@@ -50,13 +80,12 @@ def reference_arrays(
         "points": ((codes - mean) @ axes.T).astype(np.float32),
         "explained": explained,
     }
-    if data.kind == "image":
-        lo, hi = data.value_range or (0.0, 1.0)
-        scaled = (x - lo) / (hi - lo) * 255.0
+    if inputs is not None and kind == "image":
+        lo, hi = value_range or (0.0, 1.0)
+        scaled = (inputs - lo) / (hi - lo) * 255.0
         out["inputs"] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    elif data.scaler_mean is not None and data.scaler_std is not None:  # raw values
-        raw = x * np.asarray(data.scaler_std) + np.asarray(data.scaler_mean)
-        out["inputs"] = raw.astype(np.float32)
+    elif inputs is not None:
+        out["inputs"] = inputs.astype(np.float32)
     return out
 
 

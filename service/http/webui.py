@@ -62,7 +62,9 @@ class ReferenceResponse(BaseModel):
     labels: list[int] = Field(description="index into label_names of each item")
     label_names: list[str] = Field(description="class names (font: one per glyph)")
     points: list[list[float]] = Field(description="[n, 2]: each item on the plane")
-    codes: list[list[float]] = Field(description="[n, latent.dim]: each item's code")
+    codes: list[list[float]] | None = Field(
+        description="[n, latent.dim]: each item's code (null with ?codes=false)"
+    )
     inputs: list[Any] | None = Field(
         None,
         description="with ?inputs=true: the items, as 0-255 pixels [n, H, W] (image models) "
@@ -96,13 +98,16 @@ def install_webui(app: FastAPI) -> None:
         repository: RepositoryDep,
         inputs: bool = False,
         limit: Annotated[int | None, Query(ge=1, description="only the first items")] = None,
+        codes: Annotated[
+            bool, Query(description="false: leave the codes out (the map needs the points only)")
+        ] = True,
     ) -> Response:
         """The model's reference set (codes, labels, a 2-D map) for the web app's latent map."""
         runtime = repository.get(name)
         ref = load_reference(runtime.model_dir)
         if ref is None:
             raise ModelNotFound(f"model '{name}' has no reference set ({REFERENCE_FILE})")
-        fields = ref.fields(inputs=inputs, limit=limit)
+        fields = ref.fields(inputs=inputs, limit=limit, codes=codes)
         return json_response({"model": runtime.name, "version": runtime.version, **fields})
 
     vendored = _gzipped(WEB_DIR / "vendor")

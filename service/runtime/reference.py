@@ -48,9 +48,11 @@ class ReferenceSet:
     explained: list[float]  # variance share of each plane axis (1.0 in total for 2-D codes)
     inputs: list[Any] | None
 
-    def fields(self, *, inputs: bool, limit: int | None = None) -> dict[str, Any]:
+    def fields(
+        self, *, inputs: bool, limit: int | None = None, codes: bool = True
+    ) -> dict[str, Any]:
         """The set as JSON fields; ``inputs`` adds the items themselves, ``limit`` keeps the
-        first items only."""
+        first items only, ``codes=False`` leaves the codes out (a map needs only the points)."""
         k = slice(0, limit)
         out: dict[str, Any] = {
             "split": self.split,
@@ -65,7 +67,7 @@ class ReferenceSet:
             "labels": self.labels[k],
             "label_names": self.label_names,
             "points": self.points[k],
-            "codes": self.codes[k],
+            "codes": self.codes[k] if codes else None,
         }
         if inputs:
             out["inputs"] = None if self.inputs is None else self.inputs[k]

@@ -181,6 +181,16 @@ def test_onnx_files_packaged_and_served(run: Run, workdir: Path, tmp_path: Path)
     with serve(models) as client:
         r = client.post("/reconstruct", json={"model": "from-onnx", "inputs": x.tolist()})
         assert np.abs(np.asarray(r.json()["outputs"]) - want).max() < 1e-4
+        # The calibration samples' codes: the web app's latent map of the model.
+        listed = client.get("/models/from-onnx").json()
+        assert listed["reference"] == "/models/from-onnx/reference"
+        ref = client.get("/models/from-onnx/reference?inputs=true").json()
+        n = len(np.load(workdir / "normal.npy"))
+        assert ref["split"] == "calibration" and ref["label_names"] == ["normal"]
+        assert ref["n"] == min(n, 1000) and ref["labels"] == [0] * ref["n"]
+        items = np.asarray(ref["inputs"], dtype=np.float32) / 255
+        again = client.post("/encode", json={"model": "from-onnx", "inputs": items.tolist()})
+        assert np.allclose(again.json()["latents"], ref["codes"], atol=0.05)
 
 
 @pytest.mark.slow
@@ -260,6 +270,8 @@ def test_image_folder_and_csv(run: Run, workdir: Path, tmp_path: Path) -> None:
         r = client.post("/anomaly-score", json={"model": "tab", "records": [record]})
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["contributions"][0]["feature"] in "abcde"
+        ref = client.get("/models/tab/reference?inputs=true").json()
+        assert ref["n"] == 200 and np.allclose(ref["inputs"], rows, atol=1e-4)
 
 
 def test_version_formula_matches_training() -> None:

@@ -135,6 +135,9 @@ def test_reference_of_the_font_model(shipped: TestClient) -> None:
     limited = shipped.get("/models/font/reference?limit=3&inputs=true").json()
     assert limited["n"] == len(limited["codes"]) == len(limited["inputs"]) == 3
     assert_problem(shipped.get("/models/font/reference?limit=0"), 422, "limit")
+    # The map needs the points only: ?codes=false leaves the codes out.
+    lean = shipped.get("/models/font/reference?codes=false").json()
+    assert lean["codes"] is None and lean["points"] == ref["points"]
 
 
 def test_vendored_bundles_are_sent_gzipped(client: TestClient) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -43,10 +43,13 @@ class Guard:
     errors: list[str] = field(default_factory=list)
 
     def attach(self, page: Page) -> None:
-        page.on(
-            "console",
-            lambda msg: self.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-        )
+        def console(msg: ConsoleMessage) -> None:
+            # Chromium drops requests in flight when the machine's network interfaces change
+            # (containers started by other jobs): not the page's doing; the app retries its GETs.
+            if msg.type == "error" and "net::ERR_NETWORK_CHANGED" not in msg.text:
+                self.errors.append(f"console: {msg.text}")
+
+        page.on("console", console)
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
 
         def abort(r: Route) -> None:

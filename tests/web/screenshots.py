@@ -97,6 +97,15 @@ def main() -> None:
         page.mouse.move(*at(page, "latent-map", 0.5, 0.35))
         settle(page)
         shoot(page, "latent-fashion-2d")
+
+        page.goto(f"{url}/#latent/shuttle")
+        page.wait_for_selector("[data-testid=latent-map][data-ready=shuttle]")
+        m.click(position={"x": 120, "y": 330})
+        m.click(position={"x": 400, "y": 250})
+        page.get_by_test_id("sample-button").click()
+        page.mouse.move(*at(page, "latent-map", 0.55, 0.45))
+        settle(page)
+        shoot(page, "latent-shuttle")
         page.set_viewport_size({"width": 1280, "height": 900})
 
         page.goto(f"{url}/#tabular/shuttle")

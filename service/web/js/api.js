@@ -20,7 +20,10 @@ function headers(extra = {}) {
 
 export class ApiError extends Error {
   constructor(status, detail) {
-    super(status === 401 || status === 403 ? `${detail} (check the API key field)` : detail);
+    let hint = "";
+    if (status === 401) hint = apiKey() ? " (the key in the API key field is refused)" : " (type the key into the API key field, top right)";
+    if (status === 403) hint = " (the key in the API key field lacks the scope)";
+    super(`${detail}${hint}`);
     this.status = status;
   }
 }
@@ -37,14 +40,34 @@ async function check(r) {
   throw new ApiError(r.status, detail);
 }
 
+// A GET that failed before any answer (the browser dropped it, e.g. net::ERR_NETWORK_CHANGED
+// when the machine's interfaces change) is sent again, twice at most: GETs change nothing.
+async function fetchGet(path, init) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(path, init);
+    } catch (err) {
+      if (attempt >= 2 || !(err instanceof TypeError)) throw err;
+      await new Promise((done) => setTimeout(done, 100 * (attempt + 1)));
+    }
+  }
+}
+
 export async function get(path) {
-  const r = await check(await fetch(path, { headers: headers() }));
+  const r = await check(await fetchGet(path, { headers: headers() }));
   return r.json();
 }
 
 export async function getText(path, accept) {
-  const r = await check(await fetch(path, { headers: headers({ accept }) }));
+  const r = await check(await fetchGet(path, { headers: headers({ accept }) }));
   return r.text();
+}
+
+// A file of the service (a card's plot) as a blob: URL, fetched with the key (an <img src>
+// cannot send one, so with keys on the plots would be refused).
+export async function blobUrl(path) {
+  const r = await check(await fetchGet(path, { headers: headers({ accept: "*/*" }) }));
+  return URL.createObjectURL(await r.blob());
 }
 
 export async function post(path, body) {

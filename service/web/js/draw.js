@@ -87,3 +87,108 @@ export function fmt(x, digits = 4) {
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(digits - 1);
   return x.toPrecision(digits);
 }
+
+// -- tabular records: values standardised by `scale` ({mean, std}: the model's scaler) --------
+
+const Z_MAX = 3; // bars and colours saturate at 3 standard deviations
+
+function standard(values, scale, i) {
+  const sd = scale.std[i] || 1;
+  return (values[i] - scale.mean[i]) / sd;
+}
+
+// A diverging colour for a standardised value: blue below the mean, white at it, red above.
+export function zColour(z) {
+  const t = Math.max(-1, Math.min(1, z / Z_MAX));
+  const [r, g, b] = t < 0 ? [33, 102, 172] : [178, 24, 43];
+  const a = Math.abs(t);
+  const mix = (c) => Math.round(255 + (c - 255) * a);
+  return `rgb(${mix(r)},${mix(g)},${mix(b)})`;
+}
+
+// Size a canvas for `w` x `h` CSS pixels at the screen's resolution; the context draws in CSS px.
+function hidpi(canvas, w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return ctx;
+}
+
+// Room for the longest label (at most `most` px), and a label cut with "…" to fit `w` px.
+function labelWidth(ctx, labels, most) {
+  return Math.min(most, Math.ceil(Math.max(...labels.map((t) => ctx.measureText(t).width))) + 10);
+}
+
+function clip(ctx, text, w) {
+  if (ctx.measureText(text).width <= w) return text;
+  let t = text;
+  while (t.length > 1 && ctx.measureText(`${t}…`).width > w) t = t.slice(0, -1);
+  return `${t}…`;
+}
+
+// One record as a bar per feature: the bar is the value in standard deviations from the mean
+// (the model's scaler: its training rows), the number is the raw value.
+export function drawRecord(canvas, values, features, scale, width = 296) {
+  const row = 15;
+  const ctx = hidpi(canvas, width, features.length * row + 16);
+  ctx.clearRect(0, 0, width, canvas.height);
+  ctx.font = "11px system-ui, sans-serif";
+  const labelW = labelWidth(ctx, features, 130);
+  const valueW = 58;
+  const barW = width - labelW - valueW;
+  ctx.textBaseline = "middle";
+  const mid = labelW + barW / 2;
+  features.forEach((f, i) => {
+    const y = i * row;
+    const z = standard(values, scale, i);
+    const len = (Math.max(-Z_MAX, Math.min(Z_MAX, z)) / Z_MAX) * (barW / 2 - 2);
+    ctx.fillStyle = zColour(Math.sign(z) * Math.max(Math.abs(z), 1.5)); // short bars stay visible
+    ctx.fillRect(Math.min(mid, mid + len), y + 2, Math.abs(len), row - 4);
+    ctx.fillStyle = "#3d4a5c";
+    ctx.textAlign = "right";
+    ctx.fillText(clip(ctx, f, labelW - 8), labelW - 6, y + row / 2);
+    ctx.textAlign = "left";
+    ctx.fillText(fmt(values[i], 4), labelW + barW + 6, y + row / 2);
+  });
+  ctx.strokeStyle = "#9aa5b4";
+  ctx.beginPath();
+  ctx.moveTo(mid + 0.5, 0);
+  ctx.lineTo(mid + 0.5, features.length * row);
+  ctx.stroke();
+  ctx.fillStyle = "#5f6b7a";
+  ctx.textAlign = "center";
+  const y = features.length * row + 8;
+  ctx.fillText(`−${Z_MAX}σ`, labelW + 10, y);
+  ctx.fillText("mean", mid, y);
+  ctx.fillText(`+${Z_MAX}σ`, labelW + barW - 10, y);
+}
+
+// Records side by side as columns of coloured cells, a row per feature (blue below the mean,
+// red above): the tabular strip of samples, pins and interpolations.
+export function drawHeat(canvas, records, scale, { cell = 24, labels = null, maxHeight = 280 } = {}) {
+  const n = scale.mean.length;
+  const rowH = Math.max(3, Math.min(14, Math.floor(maxHeight / n)));
+  const font = `${Math.min(11, rowH - 1)}px system-ui, sans-serif`;
+  const probe = document.createElement("canvas").getContext("2d");
+  probe.font = font;
+  const labelW = labels && rowH >= 9 ? labelWidth(probe, labels, 130) : 0;
+  const ctx = hidpi(canvas, labelW + records.length * cell, n * rowH);
+  ctx.font = font;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "right";
+  for (let i = 0; i < n; i++) {
+    if (labelW) {
+      ctx.fillStyle = "#3d4a5c";
+      const f = labels[i];
+      ctx.fillText(clip(ctx, f, labelW - 8), labelW - 6, i * rowH + rowH / 2);
+    }
+    records.forEach((values, k) => {
+      ctx.fillStyle = zColour(standard(values, scale, i));
+      ctx.fillRect(labelW + k * cell, i * rowH, cell - 2, rowH - 1);
+    });
+  }
+}

@@ -61,6 +61,9 @@ export class ImagePage {
       ? "click or drag over the cells to set pixels; drag from a lit cell to erase"
       : "draw with the mouse; right button or shift erases; drop an image onto the canvas";
     $("random-input").disabled = !m.reference;
+    $("random-input").title = m.reference
+      ? "an item of the model's reference set"
+      : "this model has no reference set (reference.npz) to take an item from";
     for (const id of ["score", "percentile", "threshold", "anomaly"]) $(id).textContent = "–";
     $("score-note").textContent = "";
     this.render();
@@ -286,7 +289,10 @@ export class ImagePage {
     const bad = scored.is_anomaly[0];
     $("anomaly").textContent = bad ? "anomaly" : "normal";
     $("anomaly").className = bad ? "flag-bad" : "flag-good";
-    if (den) $("score-note").textContent = "the score is the noisy input's";
+    if (den) {
+      $("score-note").textContent =
+        "score, percentile and verdict are the noisy input's (what the model was given); noise 0 scores the drawing itself";
+    }
     this.updates += 1;
     this.canvas.dataset.updates = this.updates;
   }

@@ -1,8 +1,11 @@
 // The latent explorer: the reference set's codes on a plane (the 2-D code space itself, or the
 // codes' first two principal axes), the decoded output under the pointer, pins, the
-// interpolation between two pins, and samples from the prior with a seed.
+// interpolation between two pins, and samples from the prior with a seed. Image models decode
+// to images; tabular models to records, drawn as a bar per feature (the decoded record) and as
+// columns of coloured cells (pins, interpolation, samples), in standard deviations of the
+// model's scaler.
 import { get, post } from "./api.js";
-import { colour, drawImage, drawStrip, fit, fmt } from "./draw.js";
+import { colour, drawHeat, drawImage, drawRecord, drawStrip, fit, fmt } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
 const SIZE = 560; // CSS pixels of the map
@@ -27,7 +30,8 @@ export class LatentPage {
   }
 
   accepts(m) {
-    return m.input.kind === "image" && m.input.shape.length === 2 && Boolean(m.reference);
+    const image = m.input.kind === "image" && m.input.shape.length === 2;
+    return Boolean(m.reference) && (image || m.input.kind === "tabular");
   }
 
   async show(m) {
@@ -37,38 +41,59 @@ export class LatentPage {
     this.pins = [];
     this.samples = [];
     this.pointer = null;
-    fit($("decoded"), m.input.shape, 224);
-    for (const id of ["interpolation", "samples"]) {
+    this.tabular = m.input.kind === "tabular";
+    this.scale = null;
+    for (const id of ["decoded", "interpolation", "samples"]) {
       const c = $(id);
+      c.style.width = c.style.height = "";
+      c.classList.toggle("chart", this.tabular);
       c.getContext("2d").clearRect(0, 0, c.width, c.height);
     }
+    if (this.tabular) {
+      $("decoded").width = 300;
+      $("decoded").height = 16 * m.input.shape[0];
+    } else {
+      fit($("decoded"), m.input.shape, 224);
+    }
+    $("decoded-title").textContent = this.tabular ? "Decoded record under the pointer" : "Under the pointer";
+    $("plane-row").hidden = this.tabular;
     $("pins").replaceChildren();
+    $("pointer-z").textContent = "move over the map";
     $("prior-note").textContent =
       m.family === "vae"
         ? "a VAE's prior: z ~ N(0, I); the same seed gives the same samples"
         : "a plain AE's prior: a Gaussian fitted to the training codes; the same seed gives the same samples";
     try {
-      const small = m.input.shape[0] * m.input.shape[1] <= 64 * 64;
-      const ref = await get(`${m.reference.replace(/^\//, "")}${small ? "?inputs=true" : ""}`);
+      // The codes are not needed (the points are); the items themselves only as thumbnails
+      // (the font's glyphs) or, for tabular models, to scale records without a scaler.
+      const small = !this.tabular && m.input.shape[0] * m.input.shape[1] <= 64;
+      const url = `${m.reference.replace(/^\//, "")}?codes=false${small ? "&inputs=true" : ""}`;
+      const [ref, scale] = await Promise.all([get(url), this.tabular ? this.scaleOf(m) : null]);
       if (this.model !== m) return;
       ref.thumbs = ref.inputs && ref.n <= THUMBS_MAX;
       this.ref = ref;
+      this.scale = scale;
       this.extent();
       this.plane = null;
       this.drawBase();
       this.legend();
       const p = ref.plane;
+      const items = this.tabular ? "records" : "items";
       $("plane-note").textContent =
         p.kind === "latent"
-          ? `(${ref.n} items of the ${ref.split} split; the 2-D code space itself)`
-          : `(${ref.n} items of the ${ref.split} split; ${m.latent_dim}-D codes on their first two principal axes, ` +
-            `${Math.round(100 * (p.explained[0] + p.explained[1]))}% of the variance; the map decodes that plane through the mean code)`;
+          ? `(${ref.n} ${items} of the ${ref.split} split; the 2-D code space itself)`
+          : `(${ref.n} ${items} of the ${ref.split} split; ${m.latent_dim}-D codes on their first two principal axes, ` +
+            `${Math.round(100 * (p.explained[0] + p.explained[1]))}% of the variance; ` +
+            (this.tabular
+              ? "a point of the map decodes, through the mean code, to the record on the right)"
+              : "the map decodes that plane through the mean code)");
       this.compose();
       this.map.dataset.ready = m.name; // interactive from here
       if (!this.pointer) {
         this.pointer = [(this.box[0] + this.box[1]) / 2, (this.box[2] + this.box[3]) / 2];
         this.follow();
       }
+      if (this.tabular) return; // no decoded plane: a record is not a picture
       // Then the decoded plane behind the points (one larger request).
       const plane = await this.decodePlane(m);
       if (this.model !== m) return;
@@ -79,6 +104,20 @@ export class LatentPage {
     } catch (err) {
       this.app.fail(err);
     }
+  }
+
+  // How a tabular model's records are drawn: in standard deviations of its scaler (the
+  // training rows), else of the reference set's own records.
+  async scaleOf(m) {
+    const detail = await get(`models/${encodeURIComponent(m.name)}`);
+    const scaler = detail.manifest.input.scaler;
+    if (scaler) return { mean: scaler.mean, std: scaler.std };
+    const ref = await get(`${m.reference.replace(/^\//, "")}?codes=false&inputs=true`);
+    const rows = ref.inputs || [];
+    const n = Math.max(1, rows.length);
+    const mean = m.input.features.map((_, i) => rows.reduce((s, r) => s + r[i], 0) / n);
+    const std = mean.map((mu, i) => Math.sqrt(rows.reduce((s, r) => s + (r[i] - mu) ** 2, 0) / n) || 1);
+    return { mean, std };
   }
 
   // The plotted square: the points' bounding box with a margin (VAEs: at least +-3).
@@ -125,7 +164,7 @@ export class LatentPage {
   // map, the "new letters between the known ones". Drawn faintly behind the points.
   async decodePlane(m) {
     const [h, w] = m.input.shape;
-    const k = h * w <= 64 ? 24 : 14;
+    const k = h * w <= 40 ? 24 : 14; // the font's glyphs densely, larger images (digits, 28x28) fewer
     const [u0, u1, v0, v1] = this.box;
     const latents = [];
     for (let r = 0; r < k; r++) {
@@ -222,15 +261,33 @@ export class LatentPage {
       });
       return;
     }
+    // The rarest classes last, on top (a tabular set's few anomalies over its normal records).
+    const counts = this.counts();
+    const order = ref.points.map((_, i) => i).sort((a, b) => counts[ref.labels[b]] - counts[ref.labels[a]]);
+    const radius = this.tabular ? 3.2 : 2.6;
     ctx.globalAlpha = 0.75;
-    ref.points.forEach((p, i) => {
-      const [x, y] = this.toScreen(p);
-      ctx.fillStyle = colour(ref.labels[i]);
+    for (const i of order) {
+      const [x, y] = this.toScreen(ref.points[i]);
+      ctx.fillStyle = this.labelColour(ref.labels[i]);
       ctx.beginPath();
-      ctx.arc(x, y, 2.6, 0, 2 * Math.PI);
+      ctx.arc(x, y, radius, 0, 2 * Math.PI);
       ctx.fill();
-    });
+    }
     ctx.globalAlpha = 1;
+  }
+
+  counts() {
+    const counts = this.ref.label_names.map(() => 0);
+    for (const l of this.ref.labels) counts[l] += 1;
+    return counts;
+  }
+
+  // Class colours; a tabular set's "normal" and "anomaly" in blue and red.
+  labelColour(i) {
+    const name = this.ref.label_names[i];
+    if (name === "normal") return "#1f77b4";
+    if (name === "anomaly") return "#d62728";
+    return colour(i);
   }
 
   legend() {
@@ -240,14 +297,21 @@ export class LatentPage {
       el.textContent = `the ${ref.n} items themselves, at their codes`;
       return;
     }
+    const counts = this.counts();
     el.replaceChildren(
       ...ref.label_names.map((name, i) => {
         const s = document.createElement("span");
-        s.style.setProperty("--c", colour(i));
-        s.textContent = name;
+        s.style.setProperty("--c", this.labelColour(i));
+        s.textContent = this.tabular ? `${name} (${counts[i]})` : name;
         return s;
       }),
     );
+    if (this.tabular) {
+      const key = document.createElement("span");
+      key.className = "scale-key";
+      key.textContent = "records: blue below the training mean, red above (in standard deviations)";
+      el.append(key);
+    }
   }
 
   // Base scatter + pins, the interpolation path, samples and the pointer.
@@ -346,8 +410,12 @@ export class LatentPage {
         .then((out) => {
           if (m !== this.model || seq < this.drawn) return;
           this.drawn = seq;
-          drawImage($("decoded"), out.outputs[0], m.input.shape, m.input.range || [0, 1]);
-          $("pointer-z").textContent = `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`;
+          this.drawOne($("decoded"), out.outputs[0]);
+          // Short codes in full; a long one by its place on the plane (a wall of numbers says less).
+          $("pointer-z").textContent =
+            z.length <= 8
+              ? `z = [${z.map((v) => v.toFixed(2)).join(", ")}]`
+              : `PC 1 = ${p[0].toFixed(2)}, PC 2 = ${p[1].toFixed(2)} (the ${z.length}-D code: mean + PC 1 · axis 1 + PC 2 · axis 2)`;
           this.updates += 1;
           $("decoded").dataset.updates = this.updates;
         })
@@ -359,12 +427,34 @@ export class LatentPage {
     }
   }
 
+  // One decoded output: an image, or a record as a bar per feature.
+  drawOne(canvas, output) {
+    const m = this.model;
+    if (this.tabular) drawRecord(canvas, output, m.input.features, this.scale);
+    else drawImage(canvas, output, m.input.shape, m.input.range || [0, 1]);
+  }
+
+  // Several decoded outputs side by side (cell: their height for images, width for records).
+  drawMany(canvas, outputs, cell) {
+    const m = this.model;
+    if (this.tabular) {
+      drawHeat(canvas, outputs, this.scale, { cell: Math.max(14, Math.round(cell / 2)), labels: m.input.features });
+    } else {
+      drawStrip(canvas, outputs, m.input.shape, m.input.range || [0, 1], cell);
+    }
+  }
+
   async drawPins() {
     const m = this.model;
     const shape = m.input.shape;
     const range = m.input.range || [0, 1];
     const out = await post("decode", { model: m.name, latents: this.pins.map((p) => this.code(p)) });
-    $("pins").replaceChildren(
+    if (m !== this.model) return;
+    if (this.tabular) {
+      const c = document.createElement("canvas");
+      this.drawMany(c, out.outputs, 56);
+      $("pins").replaceChildren(c);
+    } else $("pins").replaceChildren(
       ...out.outputs.map((o) => {
         const c = document.createElement("canvas");
         c.className = "pixels";
@@ -378,14 +468,16 @@ export class LatentPage {
     const steps = 12;
     const path = Array.from({ length: steps }, (_, k) => a.map((v, i) => v + ((b[i] - v) * k) / (steps - 1)));
     const strip = await post("decode", { model: m.name, latents: path });
-    drawStrip($("interpolation"), strip.outputs, shape, range, 64);
+    if (m !== this.model) return;
+    this.drawMany($("interpolation"), strip.outputs, 64);
   }
 
   async sample() {
     const m = this.model;
     const seed = Math.max(0, Math.floor(Number($("seed").value) || 0));
     const out = await post("sample", { model: m.name, n: 8, seed });
-    drawStrip($("samples"), out.outputs, m.input.shape, m.input.range || [0, 1], 40);
+    if (m !== this.model) return;
+    this.drawMany($("samples"), out.outputs, 40);
     $("samples").dataset.seed = out.seed;
     this.samples = out.latents.map((z) => this.project(z));
     this.compose();

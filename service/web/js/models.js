@@ -1,10 +1,10 @@
 // The models page: every loaded model, what it can do, its metrics and its card (HTML).
-import { getText } from "./api.js";
+import { blobUrl, getText } from "./api.js";
 import { fmt } from "./draw.js";
 
 const PLAYGROUNDS = {
   image: (m) => m.input.kind === "image",
-  latent: (m) => m.input.kind === "image" && m.reference,
+  latent: (m) => Boolean(m.reference) && (m.input.kind === "image" || m.input.kind === "tabular"),
   tabular: (m) => m.input.kind === "tabular",
 };
 const TITLES = { image: "image playground", latent: "latent explorer", tabular: "tabular playground" };
@@ -75,8 +75,27 @@ export class ModelsPage {
       const page = await getText(`${m.card.replace(/^\//, "")}?format=html`, "text/html");
       const doc = new DOMParser().parseFromString(page, "text/html");
       const article = doc.querySelector("article");
+      // The plots are fetched with the API key and shown from blob: URLs; the card's own
+      // src (a path of this service) would be asked for without the key.
+      const images = [...article.querySelectorAll("img")].filter((img) => {
+        const src = img.getAttribute("src") || "";
+        return src.startsWith("/") && !src.startsWith("//");
+      });
+      for (const img of images) {
+        img.dataset.src = img.getAttribute("src");
+        img.removeAttribute("src");
+      }
       body.className = "card-body card";
       body.replaceChildren(...article.childNodes);
+      await Promise.all(
+        images.map(async (img) => {
+          try {
+            img.src = await blobUrl(img.dataset.src); // absolute: the card page carries the prefix
+          } catch (err) {
+            img.alt = `${img.alt || "plot"}: ${err.message}`;
+          }
+        }),
+      );
     } catch (err) {
       body.textContent = err.message;
     }

@@ -1,6 +1,9 @@
 // The tabular playground: one record in a form (prefilled with a normal record of the model's
-// reference set), its score, percentile and per-feature contributions; or a CSV of records,
-// scored in batches into a sortable table.
+// reference set, and scored), its score, percentile and per-feature contributions; or a CSV of
+// records, scored in batches into a sortable table. The form and the CSV take the model's raw
+// columns: for models made by `aeserve fit-csv` (the manifest's `tabular` section) a category is
+// picked from its list and a cell may be left empty when the column's policy imputes it; the
+// contributions name the encoded features (`amount:missing`, `merchant=grocery`).
 import { get, post } from "./api.js";
 import { fmt } from "./draw.js";
 
@@ -56,51 +59,70 @@ export class TabularPage {
   async show(m) {
     if (this.model && this.model.name === m.name) return;
     this.model = m;
+    this.columns = null;
     this.results = [];
     this.renderTable();
-    for (const id of ["tab-score", "tab-percentile", "tab-threshold", "tab-anomaly"]) $(id).textContent = "–";
+    for (const id of ["tab-score", "tab-percentile", "tab-threshold", "tab-anomaly"]) {
+      $(id).textContent = "–";
+      delete $(id).dataset.value;
+    }
     $("contributions").replaceChildren();
-    const features = m.input.features;
-    $("fields").replaceChildren(
-      ...features.flatMap((f) => {
-        const label = document.createElement("label");
-        label.textContent = f;
-        label.htmlFor = `feature-${f}`;
-        const input = document.createElement("input");
-        input.id = `feature-${f}`;
-        input.name = f;
-        input.type = "number";
-        input.step = "any";
-        input.required = true;
-        return [label, input];
-      }),
-    );
-    $("csv-text").placeholder = `id,${features.join(",")}\n…`;
+    $("fields").replaceChildren();
+    $("csv-note").textContent = "";
     try {
-      this.normal = await this.normalRecord(m);
+      const [detail, ref] = await Promise.all([
+        get(`models/${encodeURIComponent(m.name)}`),
+        m.reference ? get(`${m.reference.replace(/^\//, "")}?codes=false&inputs=true&limit=100`) : null,
+      ]);
       if (this.model !== m) return;
+      this.columns = columnsOf(m, detail.manifest);
+      this.form();
+      this.normal = normalRecord(m, this.columns, detail.manifest, ref);
       this.fill(this.normal);
-      $("tabular-form").dataset.ready = m.name;
+      await this.scoreOne(); // the prefilled record's score: the page shows what it does at once
+      if (this.model === m) $("tabular-form").dataset.ready = m.name;
     } catch (err) {
       this.app.fail(err);
     }
   }
 
-  // The first normal item of the reference set (raw values), else the training mean.
-  async normalRecord(m) {
-    if (m.reference) {
-      const ref = await get(`${m.reference.replace(/^\//, "")}?inputs=true&limit=100`);
-      const i = ref.labels.findIndex((l) => ref.label_names[l] === "normal");
-      if (ref.inputs && i >= 0) return ref.inputs[i];
-    }
-    const detail = await get(`models/${encodeURIComponent(m.name)}`);
-    return detail.manifest.input.scaler.mean;
+  // A field per column: a number, or a category from the model's list; "(missing)" where the
+  // column's policy imputes a missing value.
+  form() {
+    const cols = this.columns;
+    $("fields").replaceChildren(
+      ...cols.flatMap((c) => {
+        const label = document.createElement("label");
+        label.textContent = c.name;
+        label.htmlFor = `feature-${c.name}`;
+        let input;
+        if (c.kind === "categorical") {
+          input = document.createElement("select");
+          const options = c.categories.map((v) => new Option(v, v));
+          if (c.missing === "impute") options.push(new Option("(missing)", ""));
+          input.replaceChildren(...options);
+        } else {
+          input = document.createElement("input");
+          input.type = "number";
+          input.step = "any";
+          input.required = c.missing !== "impute";
+          if (!input.required) input.placeholder = "missing";
+        }
+        input.id = `feature-${c.name}`;
+        input.name = c.name;
+        return [label, input];
+      }),
+    );
+    $("csv-text").placeholder = `id,${cols.map((c) => c.name).join(",")}\n…`;
   }
 
-  fill(values) {
-    this.model.input.features.forEach((f, i) => {
-      $(`feature-${f}`).value = String(Number(values[i].toPrecision(6)));
-    });
+  fill(record) {
+    for (const c of this.columns) {
+      const v = record[c.name];
+      const input = $(`feature-${c.name}`);
+      if (v === null || v === undefined) input.value = "";
+      else input.value = typeof v === "number" ? String(Number(v.toPrecision(6))) : v;
+    }
   }
 
   bind() {
@@ -108,7 +130,11 @@ export class TabularPage {
       e.preventDefault();
       this.scoreOne().catch((err) => this.app.fail(err));
     });
-    $("reset-record").addEventListener("click", () => this.normal && this.fill(this.normal));
+    $("reset-record").addEventListener("click", () => {
+      if (!this.normal) return;
+      this.fill(this.normal);
+      this.scoreOne().catch((err) => this.app.fail(err));
+    });
     $("csv-file").addEventListener("change", async (e) => {
       const file = e.target.files[0];
       if (!file) return;
@@ -128,7 +154,10 @@ export class TabularPage {
   async scoreOne() {
     const m = this.model;
     const record = {};
-    for (const f of m.input.features) record[f] = Number($(`feature-${f}`).value);
+    for (const c of this.columns) {
+      const v = $(`feature-${c.name}`).value.trim();
+      record[c.name] = v === "" ? null : c.kind === "categorical" ? v : Number(v);
+    }
     const out = await post("anomaly-score", {
       model: m.name,
       records: [record],
@@ -192,19 +221,25 @@ export class TabularPage {
     const rows = parseCsv($("csv-text").value);
     if (rows.length < 2) throw new Error("the CSV needs a header row and at least one record");
     const header = rows[0].map((h) => h.trim());
-    const missing = m.input.features.filter((f) => !header.includes(f));
-    if (missing.length) throw new Error(`the CSV has no column for feature(s) ${missing.join(", ")}`);
+    const names = this.columns.map((c) => c.name);
+    const missing = names.filter((f) => !header.includes(f));
+    if (missing.length) throw new Error(`the CSV has no column for ${missing.join(", ")}`);
     const col = Object.fromEntries(header.map((h, i) => [h, i]));
     const idCol = header.indexOf("id");
-    const ignored = header.filter((h) => h !== "id" && !m.input.features.includes(h));
+    const ignored = header.filter((h) => h !== "id" && !names.includes(h));
     const records = rows.slice(1).map((r, n) => {
       const rec = {};
-      for (const f of m.input.features) {
-        const v = Number(r[col[f]]);
-        if (r[col[f]] === undefined || r[col[f]].trim() === "" || !Number.isFinite(v)) {
-          throw new Error(`row ${n + 1}: '${f}' is not a number (${JSON.stringify(r[col[f]] ?? "")})`);
+      for (const c of this.columns) {
+        const cell = (r[col[c.name]] ?? "").trim();
+        if (c.kind === "categorical") {
+          rec[c.name] = cell === "" ? null : cell; // the service knows the missing-value words
+          continue;
         }
-        rec[f] = v;
+        const v = Number(cell);
+        if (cell === "" && c.missing === "impute") rec[c.name] = null;
+        else if (cell !== "" && Number.isFinite(v)) rec[c.name] = v;
+        else if (c.missing === "impute") rec[c.name] = cell; // "NA", "?": the service decides
+        else throw new Error(`row ${n + 1}: '${c.name}' is not a number (${JSON.stringify(cell)})`);
       }
       if (idCol >= 0) rec.id = r[idCol];
       return rec;
@@ -268,4 +303,41 @@ export class TabularPage {
       }),
     );
   }
+}
+
+// The columns a record has: the manifest's `tabular` columns (models made by `aeserve fit-csv`),
+// else one numeric column per feature.
+function columnsOf(m, manifest) {
+  if (manifest.tabular && manifest.tabular.columns) return manifest.tabular.columns;
+  return m.input.features.map((name) => ({ name, kind: "numeric", categories: null, missing: "refuse" }));
+}
+
+// A normal record of the model as raw column values: the first normal item of the reference set
+// (its encoded features turned back into columns), else the training mean.
+function normalRecord(m, columns, manifest, ref) {
+  let row = null;
+  if (ref && ref.inputs) {
+    const i = ref.labels.findIndex((l) => ref.label_names[l] === "normal" || ref.label_names[l] === "item");
+    if (i >= 0) row = ref.inputs[i];
+  }
+  if (!row) row = manifest.input.scaler ? manifest.input.scaler.mean : m.input.features.map(() => 0);
+  const at = Object.fromEntries(m.input.features.map((f, i) => [f, row[i]]));
+  const record = {};
+  for (const c of columns) {
+    if (c.kind === "categorical") {
+      // The category whose one-hot feature is largest; none lit: missing.
+      let best = null;
+      let most = 0.5;
+      for (const v of c.categories) {
+        const x = at[`${c.name}=${v}`] ?? 0;
+        if (x > most) [best, most] = [v, x];
+      }
+      record[c.name] = best ?? (c.missing === "impute" ? null : c.categories[0]);
+    } else if ((at[`${c.name}:missing`] ?? 0) >= 0.5) {
+      record[c.name] = null;
+    } else {
+      record[c.name] = at[c.name];
+    }
+  }
+  return record;
 }
