@@ -166,13 +166,17 @@ def test_image_serves_tritonclient_under_the_kserve_contract(results: dict[str, 
     assert env["AESERVE_MODEL_DIR"] == "/mnt/models" and ports == {"http1": 8080, "h2c": 9000}
     assert security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"]
     memory = container["resources"]["limits"]["memory"].replace("Gi", "g").replace("Mi", "m")
+    runtime = yaml.safe_load(KSERVE_RUNTIME.read_text())
+    (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    (volume,) = [v for v in runtime["spec"]["volumes"] if v["name"] == tmp["name"]]
+    tmp_size = volume["emptyDir"]["sizeLimit"].replace("Mi", "m")
     name = f"{PROJECT}-kserve"
     subprocess.run(["podman", "rm", "-f", name], capture_output=True, timeout=60)
     start = time.monotonic()
     podman(
         "run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--user", str(security["runAsUser"]),
-        "--memory", memory, "--tmpfs", "/tmp:size=64m",
+        "--memory", memory, "--tmpfs", f"/tmp:size={tmp_size}",
         *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
         "-v", f"{DOCKER.parent / 'models'}:/mnt/models:ro",
         "-p", f"127.0.0.1:{KSERVE_PORT}:{ports['http1']}",
