@@ -198,6 +198,9 @@ def test_kserve_runtime_follows_the_oip_contract() -> None:
     assert env["AESERVE_GRPC_PORT"] == "9000"
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["securityContext"]["readOnlyRootFilesystem"]
+    # With a read-only root, /tmp (where uploads spool) is a volume of the runtime's own.
+    (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert tmp["name"] in {v["name"] for v in runtime["spec"]["volumes"] if "emptyDir" in v}
     assert "v2" in runtime["spec"]["protocolVersions"]
     service = one(docs, "InferenceService")
     model = service["spec"]["predictor"]["model"]
