@@ -32,20 +32,43 @@ RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
  && /opt/venv/bin/pip install . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
+# What the service never runs leaves the venv (the image's size goal is 400 MB with the zoo):
+# the test suites wheels ship (numpy's: 16 MB), onnxruntime's offline tools (model conversion,
+# quantization, transformer optimisers: 8 MB), and the debug sections of native extensions
+# (uvloop, pysimdjson, PyYAML, ...: 22 MB). Libraries that auditwheel patched (vendored in
+# *.libs/, or linked to them through an RPATH) stay as they are: strip breaks patchelf's
+# layout ("ELF load command address/offset not page-aligned"). `strip` and `readelf` come from
+# binutils, installed in this stage only: the runtime stage copies the venv, not the tools.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends binutils \
+ && site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && find "$site" -depth -type d -name tests -exec rm -rf {} + \
+ && rm -rf "$site/onnxruntime/tools" "$site/onnxruntime/quantization" \
+      "$site/onnxruntime/transformers" \
+ && find "$site" -type f -name '*.so*' ! -path '*.libs/*' | while read -r lib; do \
+      readelf -d "$lib" | grep -q 'R\(UN\)\?PATH' || strip --strip-debug "$lib"; done \
+ && /opt/venv/bin/python -c 'import numpy, onnxruntime, PIL.Image, uvloop, simdjson, yaml, grpc, service.http.app'
 
 # --- train: the offline pipeline with torch, for `docker compose --profile train` ------------
 FROM base AS train
 # torch==2.13.0 must be the CPU build: PyPI's Linux wheel pulls several GB of CUDA libraries.
 # The CPU index serves the same version without them; `.[train]` then finds the pin satisfied.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Where that index cannot be reached but the CPU wheel lies on disk: a directory holding it,
+# mounted into the build (`podman build -v DIR:/wheels:ro --build-arg TORCH_WHEELS=/wheels`;
+# scripts/image.sh does so). pip then takes torch from there and its dependencies from PyPI.
+ARG TORCH_WHEELS=
 # Debian packages that hold datasets (shared/DESIGN.md section 4): fashion-mnist, emoji font.
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends dataset-fashion-mnist fonts-symbola \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+ && if [ -n "${TORCH_WHEELS}" ]; then source="--find-links ${TORCH_WHEELS}"; \
+    else source="--index-url ${TORCH_INDEX_URL}"; fi \
+ && /opt/venv/bin/pip install $source torch==2.13.0 \
+ && /opt/venv/bin/python -c 'import torch; assert torch.version.cuda is None, torch.__version__'
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /srv/aeserve
 COPY pyproject.toml README.md ./
@@ -88,7 +111,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     AESERVE_WORKERS=1
 WORKDIR /srv/aeserve
 USER 10001:10001
-EXPOSE 8000
+# 8000: HTTP (REST, OIP v2 REST, web app, /metrics); 8001: the OIP v2 gRPC service
+# (AESERVE_GRPC_PORT; 0 turns it off).
+EXPOSE 8000 8001
 # Ready means models loaded: /readyz answers 503 until then, and the orchestrator waits on it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "/usr/local/bin/aeserve-healthcheck"]

@@ -70,7 +70,9 @@ image-train:
 
 ## test-deploy: the deployment for real (tests/deploy/stack): base images from Debian's packages,
 ## the runtime image, the compose stack with podman under load and faults. As root it installs
-## and sets up podman itself; it fails, never skips, where containers cannot run. 6-8 min here
+## and sets up podman itself; it fails, never skips, where containers cannot run. Here (2 cores,
+## busy): 12 min from a cold container store (base images 5, runtime image 3, tests 4), 6 when
+## the base images exist and the runtime image rebuilds
 test-deploy: sysdeps $(VENV)/.all
 	@bash scripts/podman-setup.sh
 	@bash docker/local/build-base.sh all

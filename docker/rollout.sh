@@ -12,6 +12,7 @@
 # AESERVE_ROLLOUT_GRACE: podman only, seconds a replica has to finish its requests before it is
 # killed (20, compose's stop_grace_period; docker takes that from the container).
 set -euo pipefail
+last=""
 here=$(cd "$(dirname "$0")" && pwd)
 timeout=${AESERVE_ROLLOUT_TIMEOUT:-120}
 poll=${AESERVE_ROLLOUT_POLL:-2}
@@ -30,12 +31,16 @@ if [ "$engine" = podman ]; then
   mapfile -t ids < <(podman ps -q --filter "label=com.docker.compose.project=$project" \
                        --filter label=com.docker.compose.service=aeserve --sort names)
   restart() { podman restart -t "$grace" "$1"; }
-  healthy() { podman healthcheck run "$1" >/dev/null 2>&1; }
+  # The check's own words (e.g. "/readyz answered 503") are kept for the timeout message.
+  healthy() { last=$(podman healthcheck run "$1" 2>&1); }
 else
   mapfile -t ids < <(docker compose -f "$here/compose.yaml" "$@" ps -q aeserve)
   restart() { docker restart "$1"; }
   # A restarted container's health is "starting" until its check passes.
-  healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = healthy ]; }
+  healthy() {
+    last=$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>&1)
+    [ "$last" = healthy ]
+  }
 fi
 
 if [ "${#ids[@]}" -eq 0 ]; then
@@ -51,6 +56,8 @@ for id in "${ids[@]}"; do
   until healthy "$id"; do
     if [ $((SECONDS - start)) -ge "$timeout" ]; then
       echo "rollout: ${id:0:12} not healthy after ${timeout}s; stopped, later replicas untouched" >&2
+      # Usually a model the new version refuses; the replica's log says which and why.
+      echo "rollout: its last health check: ${last:-nothing}; see: $engine logs ${id:0:12}" >&2
       exit 1
     fi
     sleep "$poll"

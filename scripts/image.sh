@@ -33,6 +33,15 @@ else
   export DOCKER_BUILDKIT=1
 fi
 [ -n "$base" ] && args+=(--build-arg "PYTHON_IMAGE=$base")
+# The train image's torch (CPU build): from the CPU wheel index, or where that is unreachable
+# (this project's machines) from a local directory holding the wheel (AESERVE_TORCH_WHEELS, else
+# pip's find-links), which podman mounts into the build; docker builds cannot mount one.
+if [ "$target" = train ] && [ "$engine" = podman ]; then
+  wheels=${AESERVE_TORCH_WHEELS:-${PIP_FIND_LINKS:-}}
+  if [ -n "$wheels" ] && compgen -G "$wheels/torch-2.13.0+cpu-*.whl" >/dev/null; then
+    args+=(--volume "$wheels:/wheels:ro" --build-arg TORCH_WHEELS=/wheels)
+  fi
+fi
 for bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
   [ -s "$bundle" ] && { args+=(--secret "id=ca-bundle,src=$bundle"); break; }
 done

@@ -3,7 +3,8 @@
 # docker/nginx/nginx.conf names the replicas as `server aeserve:8000 resolve ...;` in its upstream:
 # nginx >= 1.27.3 (the official image) re-resolves that name by itself. Debian bookworm's nginx
 # (1.22) has no `resolve` there, so this script writes the config to /tmp with the same effect
-# by the means 1.22 has: `proxy_pass http://$variable`, which nginx resolves per request through
+# by the means 1.22 has: `proxy_pass http://$variable` (`grpc_pass grpc://$variable` for the
+# gRPC upstream), which nginx resolves per request through
 # the `resolver` (cached `valid=5s`), spreading requests over every address (the resolver rotates
 # them) and retrying on the others (proxy_next_upstream). No reload, so no client connection is
 # ever closed under it. What that form lacks: the upstream's keepalive pool and max_fails.
@@ -43,6 +44,16 @@ while IFS= read -r line; do
       if [ -n "$target" ]; then
         echo "${indent}set \$resolved_$name $target;"
         echo "${indent}proxy_pass http://\$resolved_$name;"
+      else
+        printf '%s\n' "$line"
+      fi ;;
+    "grpc_pass grpc://"*";")
+      name=${body#grpc_pass grpc://}; name=${name%;}
+      target=""
+      for pair in $targets; do [ "${pair%%=*}" = "$name" ] && target=${pair#*=}; done
+      if [ -n "$target" ]; then
+        echo "${indent}set \$resolved_$name $target;"
+        echo "${indent}grpc_pass grpc://\$resolved_$name;"
       else
         printf '%s\n' "$line"
       fi ;;

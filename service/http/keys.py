@@ -99,17 +99,23 @@ def presented(head: RequestHead) -> bytes | None:
 
 
 _OPEN = ("/healthz", "/readyz", "/v2/health/", "/docs", "/redoc", "/openapi.json")
+# The gRPC twins of /v2/health/live and /v2/health/ready: orchestrators and load balancers
+# probe them without a key, as they do the HTTP ones.
+_OPEN_GRPC = (
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+)
 
 
 def scope_of(method: str, path: str, *, metrics: bool) -> str | None:
     """The scope a request needs, or None (open): model control needs ``admin``; inference,
-    model information and the v2 protocol need ``infer``; health, docs, the web app and
-    (by default) the metrics are open."""
+    model information and the v2 protocol need ``infer``; health (gRPC's ServerLive and
+    ServerReady too), docs, the web app and (by default) the metrics are open."""
     if path.startswith("/v2/repository/models/") and path.endswith(("/load", "/unload")):
         return ADMIN
     if path == "/metrics":
         return INFER if metrics else None
-    if path.startswith(_OPEN) or path == "/v2/health":
+    if path.startswith(_OPEN) or path == "/v2/health" or path in _OPEN_GRPC:
         return None
     if method == "POST" or path.startswith(("/models", "/v2")):
         return INFER

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.settings import Settings
+from service.settings import Settings, read_keys_file
 from tests.deploy.conftest import DOCKER, ROOT
 from tests.deploy.dockerfile import parse
 
@@ -54,25 +54,32 @@ def test_services_and_profiles(compose: dict[str, Any]) -> None:
 def test_only_the_load_balancer_is_published(compose: dict[str, Any]) -> None:
     published = {n for n, s in compose["services"].items() if s.get("ports")}
     assert published == {"nginx"}
-    (port,) = compose["services"]["nginx"]["ports"]
-    container_port = int(defaulted(port).split(":")[-1])
+    http, grpc = compose["services"]["nginx"]["ports"]
     listens = re.findall(r"^\s*listen\s+(\d+);", NGINX_CONF.read_text(), flags=re.M)
-    assert listens == [str(container_port)]
+    assert listens == [defaulted(http).split(":")[-1]]
+    grpc_listens = re.findall(r"^\s*listen\s+(\d+) http2;", NGINX_CONF.read_text(), flags=re.M)
+    assert grpc_listens == [defaulted(grpc).split(":")[-1]]
 
 
 def test_upstreams_agree_with_the_service(compose: dict[str, Any]) -> None:
     aeserve = compose["services"]["aeserve"]
     port = aeserve["environment"]["AESERVE_PORT"]
-    assert aeserve["expose"] == [port]
+    grpc_port = aeserve["environment"]["AESERVE_GRPC_PORT"]
+    assert grpc_port == str(Settings.model_fields["grpc_port"].default)
+    assert aeserve["expose"] == [port, grpc_port]
     runtime = parse(ROOT / "Dockerfile").stage("runtime")
-    assert runtime.last("EXPOSE").args == port  # type: ignore[union-attr]
-    upstream = re.search(r"upstream aeserve \{(.*?)\}", NGINX_CONF.read_text(), flags=re.S)
-    assert upstream
-    servers = re.findall(r"^\s*server\s+(\S+)", upstream.group(1), flags=re.M)
-    # One server entry naming the compose service, which Docker's DNS resolves to every replica.
-    assert servers == [f"aeserve:{port}"]
+    assert runtime.last("EXPOSE").args.split() == [port, grpc_port]  # type: ignore[union-attr]
+    for name, target, pass_line in [
+        ("aeserve", port, "proxy_pass http://aeserve;"),
+        ("aeserve_grpc", grpc_port, "grpc_pass grpc://aeserve_grpc;"),
+    ]:
+        upstream = re.search(rf"upstream {name} \{{(.*?)\}}", NGINX_CONF.read_text(), flags=re.S)
+        assert upstream, name
+        servers = re.findall(r"^\s*server\s+(\S+)", upstream.group(1), flags=re.M)
+        # One entry naming the compose service, which Docker's DNS resolves to every replica.
+        assert servers == [f"aeserve:{target}"]
+        assert pass_line in NGINX_CONF.read_text()
     assert re.search(r"^\s*resolver 127\.0\.0\.11\b", NGINX_CONF.read_text(), flags=re.M)
-    assert re.search(r"proxy_pass http://aeserve;", NGINX_CONF.read_text())
     prom = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "aeserve")
     (sd,) = job["dns_sd_configs"]
@@ -196,6 +203,21 @@ def resolved_volumes(service: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def test_api_keys_come_from_a_secret_file(compose: dict[str, Any]) -> None:
+    """The keys file is a compose secret (mounted read-only under /run/secrets), the service
+    reads it as AESERVE_API_KEYS_FILE, and the shipped default is a valid keys file that
+    holds no key (so holds no secret either)."""
+    aeserve = compose["services"]["aeserve"]
+    assert aeserve["secrets"] == ["api_keys"]
+    assert aeserve["environment"]["AESERVE_API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert "AESERVE_API_KEYS" not in aeserve["environment"]  # no keys in the environment
+    source = compose["secrets"]["api_keys"]["file"]
+    assert source.startswith("${AESERVE_API_KEYS_SECRET:-")
+    default = DOCKER / defaulted(source)
+    assert read_keys_file(default) == []
+    assert not any(s.get("secrets") for n, s in compose["services"].items() if n != "aeserve")
+
+
 def test_docker_compose_validates_the_file(v1_compose_file: Path) -> None:
     config = compose_config(v1_compose_file, "config")
     services = config["services"]
@@ -221,6 +243,8 @@ def test_docker_compose_applies_operator_settings(v1_compose_file: Path) -> None
         "AESERVE_MODEL_DIR": "/models",
         "AESERVE_DEFAULT_MODEL": "font-2d",
         "AESERVE_HTTP_PORT": "9000",
+        "AESERVE_LB_GRPC_PORT": "9001",
+        "AESERVE_API_KEYS_SECRET": "/srv/aeserve-keys.txt",
     }
     config = compose_config(v1_compose_file, "--profile", "train", "config", env=env)
     services = config["services"]
@@ -230,5 +254,6 @@ def test_docker_compose_applies_operator_settings(v1_compose_file: Path) -> None
     assert aeserve["environment"]["AESERVE_DEFAULT_MODEL"] == "font-2d"
     assert resolved_volumes(aeserve) == [("/srv/aeserve-models", "/models", "ro")]
     assert resolved_volumes(services["train"]) == [("/srv/aeserve-models", "/models", "rw")]
-    (port,) = services["nginx"]["ports"]
-    assert (int(port["published"]), int(port["target"])) == (9000, 8080)
+    ports = {(int(p["published"]), int(p["target"])) for p in services["nginx"]["ports"]}
+    assert ports == {(9000, 8080), (9001, 8001)}
+    assert config["secrets"]["api_keys"]["file"] == "/srv/aeserve-keys.txt"

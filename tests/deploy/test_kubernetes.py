@@ -25,8 +25,6 @@ KUBE = ROOT / "deploy" / "kubernetes"
 SCHEMAS = Path(__file__).parent / "crd-schemas"
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor the manifests target (autoscaling/v2, policy/v1)
 ROOTS = ["base", "overlays/example", "kserve"]
-# Settings other issues add; the manifests wire them already (remove once Settings has them).
-PENDING_SETTINGS = {"AESERVE_API_KEYS_FILE", "AESERVE_GRPC_PORT"}
 CRDS = {
     ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "clusterservingruntime_v1alpha1",
     ("serving.kserve.io/v1beta1", "InferenceService"): "inferenceservice_v1beta1",
@@ -175,7 +173,7 @@ def test_example_takes_keys_from_a_secret_file_and_models_from_a_volume() -> Non
 
 @pytest.mark.parametrize("root", ROOTS)
 def test_every_setting_is_one_the_service_reads(root: str) -> None:
-    fields = {f"AESERVE_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    fields = {f"AESERVE_{name.upper()}" for name in Settings.model_fields}
     docs = render(root)
     names: set[str] = set()
     for doc in docs:
@@ -200,6 +198,9 @@ def test_kserve_runtime_follows_the_oip_contract() -> None:
     assert env["AESERVE_GRPC_PORT"] == "9000"
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert container["securityContext"]["readOnlyRootFilesystem"]
+    # With a read-only root, /tmp (where uploads spool) is a volume of the runtime's own.
+    (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert tmp["name"] in {v["name"] for v in runtime["spec"]["volumes"] if "emptyDir" in v}
     assert "v2" in runtime["spec"]["protocolVersions"]
     service = one(docs, "InferenceService")
     model = service["spec"]["predictor"]["model"]

@@ -19,11 +19,16 @@ from tests.deploy.conftest import DOCKER, Proc, StartService, client, free_port,
 
 NGINX_CONF = DOCKER / "nginx" / "nginx.conf"
 UPSTREAM_LINE = re.compile(r"^(\s*)server aeserve:8000 resolve( [^;]*)?;$", flags=re.M)
+GRPC_UPSTREAM_LINE = re.compile(r"^(\s*)server aeserve:8001 resolve( [^;]*)?;$", flags=re.M)
 ROW = [[0.1, 0.2, 0.3, 0.4]]
 
 
-def render(conf: str, *, listen: int, upstreams: list[int], prefix: Path) -> str:
-    """The compose config for a loopback run: listen port, replica addresses, /tmp/ prefix.
+def render(
+    conf: str, *, listen: int, upstreams: list[int], prefix: Path, grpc_listen: int = 0
+) -> str:
+    """The compose config for a loopback run: listen ports, replica addresses, /tmp/ prefix.
+    The gRPC server listens on ``grpc_listen`` (a free port unless given) in front of the
+    replicas' gRPC ports, taken to be their HTTP ports plus one.
 
     Each substitution must hit exactly once, so a config that drifts from what the test knows
     fails here rather than being half rendered.
@@ -38,6 +43,20 @@ def render(conf: str, *, listen: int, upstreams: list[int], prefix: Path) -> str
 
     out, n = UPSTREAM_LINE.subn(servers, out)
     assert n == 1, "expected one `server aeserve:8000 resolve ...;` in upstream aeserve"
+    out, n = re.subn(
+        r"^(\s*)listen 8001 http2;$",
+        rf"\1listen 127.0.0.1:{grpc_listen or free_port()} http2;",
+        out,
+        flags=re.M,
+    )
+    assert n == 1, "expected one `listen 8001 http2;`"
+
+    def grpc_servers(m: re.Match[str]) -> str:
+        params = m.group(2) or ""
+        return "\n".join(f"{m.group(1)}server 127.0.0.1:{p + 1}{params};" for p in upstreams)
+
+    out, n = GRPC_UPSTREAM_LINE.subn(grpc_servers, out)
+    assert n == 1, "expected one `server aeserve:8001 resolve ...;` in upstream aeserve_grpc"
     out, n = re.subn(r"^(\s*(?:pid|\w+_temp_path)\s+)/tmp/", rf"\g<1>{prefix}/", out, flags=re.M)
     assert n == 6, "expected pid and five temp paths under /tmp/"
     return out
@@ -45,8 +64,13 @@ def render(conf: str, *, listen: int, upstreams: list[int], prefix: Path) -> str
 
 def test_render_substitutes_ports_and_paths() -> None:
     prefix = Path("/srv/run")
-    text = render(NGINX_CONF.read_text(), listen=1234, upstreams=[11, 22], prefix=prefix)
+    text = render(
+        NGINX_CONF.read_text(), listen=1234, upstreams=[11, 22], prefix=prefix, grpc_listen=1235
+    )
     assert "listen 127.0.0.1:1234;" in text
+    assert "listen 127.0.0.1:1235 http2;" in text
+    assert "server 127.0.0.1:12 max_fails=2 fail_timeout=5s;" in text
+    assert "aeserve:8001" not in text
     assert "server 127.0.0.1:11 max_fails=2 fail_timeout=5s;" in text
     assert "server 127.0.0.1:22 max_fails=2 fail_timeout=5s;" in text
     assert "aeserve:8000" not in text

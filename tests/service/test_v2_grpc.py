@@ -94,6 +94,35 @@ def test_request_hooks_see_grpc_calls(hooked: tuple[TestClient, str, list[Reques
     assert 'endpoint="/inference.GRPCInferenceService/ModelInfer",model="",status="401"' in metrics
 
 
+def test_grpc_health_is_open_and_inference_needs_the_key(zoo_dir: Path) -> None:
+    """With API keys on, ServerLive and ServerReady answer without a key (like /v2/health/*,
+    for probes and load balancers); model metadata and inference need one."""
+    port = free_port()
+    settings = Settings(
+        model_dir=zoo_dir, grpc_port=port, grpc_host="127.0.0.1", api_keys=["k1:infer"]
+    )
+    with TestClient(create_app(settings, grpc=True)) as http:
+        wait_ready(http)
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            assert client.is_server_live() and client.is_server_ready()
+            x = glyphs(1)
+            inp = grpcclient.InferInput("x", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            for call in (
+                lambda: client.get_model_metadata("glyph"),
+                lambda: client.is_model_ready("glyph"),
+                lambda: client.infer("glyph", [inp]),
+            ):
+                with pytest.raises(InferenceServerException) as info:
+                    call()
+                assert info.value.status() == "StatusCode.UNAUTHENTICATED"
+            result = client.infer("glyph", [inp], headers={"authorization": "Bearer k1"})
+            assert result.as_numpy("x_hat").shape == (1, 7, 5)
+        finally:
+            client.close()
+
+
 def test_request_id_comes_back_in_trailing_metadata(
     hooked: tuple[TestClient, str, list[RequestHead]],
 ) -> None:

@@ -51,11 +51,13 @@ class Load:
         clients: int = 4,
         max_requests: int = 20_000,
         max_seconds: float = 180.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.port, self.path, self.body = port, path, body
         self.clients = clients
         self.max_requests = max_requests
         self.max_seconds = max_seconds
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.report = LoadReport()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,7 +99,7 @@ class Load:
 
     def _client(self) -> None:
         deadline = self._started + self.max_seconds
-        headers = {"Content-Type": "application/json"}
+        headers = self.headers
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             while not self._stop.is_set() and time.monotonic() < deadline and self._take_one():
