@@ -87,3 +87,32 @@ def roc_auc(is_anomaly: np.ndarray, score: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(np.asarray(is_anomaly, bool), np.asarray(score, np.float64)))
+
+
+def knn_loo_accuracy(codes: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Leave-one-out k-NN accuracy within one set of codes (each point's k nearest *other*
+    points vote; ties go to the lowest label, as in scikit-learn). For maps that embed only the
+    points they are given (t-SNE), where train -> test neighbours do not exist."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(codes).kneighbors(codes)[1]
+    # drop each point itself (normally the first neighbour; with duplicate codes anywhere)
+    own = idx == np.arange(len(codes))[:, None]
+    own[~own.any(1), -1] = True  # self not among the k + 1 found: drop the farthest instead
+    others = idx[~own].reshape(len(codes), k)
+    votes = np.asarray(y)[others]
+    classes = int(np.max(y)) + 1
+    counts = np.stack([np.bincount(v, minlength=classes) for v in votes])
+    return float((counts.argmax(1) == y).mean())
+
+
+def tsne_map(x: np.ndarray, pca_components: int, seed: int) -> np.ndarray:
+    """2-D t-SNE (scikit-learn, perplexity 30, PCA initialisation) of ``x`` [N, ...] after
+    projecting onto its first ``pca_components`` principal components (the usual speed-up)."""
+    from sklearn.decomposition import PCA as SkPCA
+    from sklearn.manifold import TSNE
+
+    flat = np.asarray(x, np.float64).reshape(len(x), -1)
+    reduced = SkPCA(pca_components, random_state=seed).fit_transform(flat)
+    out: np.ndarray = TSNE(2, perplexity=30.0, init="pca", random_state=seed).fit_transform(reduced)
+    return out.astype(np.float32)

@@ -30,20 +30,26 @@ def image_rows(rows: list[tuple[str, np.ndarray]], path: Path) -> Path:
 
 
 def latent_maps(
-    maps: list[tuple[str, np.ndarray]], labels: np.ndarray, names: list[str] | None, path: Path
+    maps: list[tuple[str, np.ndarray]],
+    labels: np.ndarray,
+    names: list[str] | None,
+    path: Path,
+    axis_names: tuple[str, ...] = (),
 ) -> Path:
-    """2-D codes side by side (e.g. the autoencoder's and PCA's), coloured by class."""
+    """2-D codes side by side (e.g. the autoencoder's and PCA's), coloured by class;
+    ``axis_names``: the first axis' name per map (default ``z[0]``, then ``z[1]``)."""
     fig, axes = plt.subplots(1, len(maps), figsize=(6 * len(maps), 5.4))
     classes = np.unique(labels)
     cmap = plt.get_cmap("tab10")
-    for ax, (title, codes) in zip(np.atleast_1d(axes), maps, strict=True):
+    for i, (ax, (title, codes)) in enumerate(zip(np.atleast_1d(axes), maps, strict=True)):
         for c in classes:
             sel = labels == c
             name = names[int(c)] if names is not None and int(c) < len(names) else str(c)
             ax.scatter(codes[sel, 0], codes[sel, 1], s=2, color=cmap(int(c) % 10), label=name)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("z[0]")
-        ax.set_ylabel("z[1]")
+        first = axis_names[i] if i < len(axis_names) else "z[0]"
+        ax.set_xlabel(first)
+        ax.set_ylabel(first[:-1] + "2" if first.endswith(" 1") else "z[1]")
         ax.grid(alpha=0.3)
     handles, texts = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.legend(handles, texts, loc="center right", markerscale=5, fontsize=8)

@@ -32,7 +32,7 @@ import torch
 
 from service.runtime.manifest import Metric
 from training import image_plots
-from training.baselines import PCA, knn_accuracy, psnr, roc_auc
+from training.baselines import PCA, knn_accuracy, knn_loo_accuracy, psnr, roc_auc, tsne_map
 from training.datasets import Dataset, Split
 from training.models import Autoencoder
 from training.noise import corrupt
@@ -81,6 +81,10 @@ class ImageEvalOptions:
     # Prior samples measured for novelty (training.novelty; VAEs): not copies, not noise.
     novelty: int = 0
     variants: VariantOptions | None = None
+    # 2-D codes with ``knn``: t-SNE of this many test images (seeded subset; 0: no t-SNE) beside
+    # the autoencoder's and PCA's maps, all three scored by leave-one-out k-NN on that subset.
+    tsne: int = 0
+    tsne_seed: int = 0
 
     @classmethod
     def parse(cls, table: dict[str, Any]) -> ImageEvalOptions:
@@ -149,7 +153,7 @@ def image_study(model: OnnxAutoencoder, data: Dataset, recipe: Recipe) -> Study:
     if opts.pca and pca is not None:
         _pca_metrics(study, pca, data, x_hat)
     if opts.knn:
-        _knn(study, model, pca, data, codes_train, opts.knn)
+        _knn(study, model, pca, data, codes_train, opts.knn, opts.tsne, opts.tsne_seed)
     if recipe.noise is not None and recipe.noise.kind in ("gaussian", "masking"):
         _denoising(study, model, pca, data, recipe)
     if opts.interpolation:
@@ -211,6 +215,8 @@ def _knn(
     data: Dataset,
     codes_train: np.ndarray,
     k: int,
+    tsne: int = 0,
+    tsne_seed: int = 0,
 ) -> None:
     if data.train.y is None or data.test.y is None:
         raise ValueError("knn needs class labels")
@@ -238,7 +244,9 @@ def _knn(
             ]
         )
     )
-    if dim == 2:
+    if dim == 2 and tsne:
+        _tsne(study, data, codes_test, pte, acc, pacc, k, tsne, tsne_seed)
+    elif dim == 2:
         labels, names = data.test.y, data.label_names
         study.figures["latent_vs_pca.png"] = (
             "2-D latent map beside PCA's",
@@ -254,6 +262,92 @@ def _knn(
                 p,
             ),
         )
+
+
+def tsne_subset(n_test: int, size: int, seed: int) -> np.ndarray:
+    """The test images t-SNE maps: ``size`` of them, seeded, sorted (all when fewer)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_test, size=min(size, n_test), replace=False))
+
+
+def _tsne(
+    study: Study,
+    data: Dataset,
+    codes_test: np.ndarray,
+    pca_test: np.ndarray,
+    acc: float,
+    pacc: float,
+    k: int,
+    size: int,
+    seed: int,
+) -> None:
+    """t-SNE beside the 2-D autoencoder and PCA-2 (issue 17). t-SNE has no encoder for new
+    points, so the three maps are compared on one test subset by leave-one-out k-NN."""
+    import time
+
+    assert data.test.y is not None
+    sub = tsne_subset(len(data.test), size, seed)
+    y = data.test.y[sub].astype(np.int64)
+    started = time.perf_counter()
+    t_map = tsne_map(data.test.x[sub], 50, seed)
+    seconds = time.perf_counter() - started
+    loo = {
+        "ae": knn_loo_accuracy(codes_test[sub], y, k),
+        "pca": knn_loo_accuracy(pca_test[sub], y, k),
+        "tsne": knn_loo_accuracy(t_map, y, k),
+    }
+    test_name = data.split_name("test")
+    where = f"{len(sub):,} test images (seeded subset, seed {seed})"
+    for key, what in (
+        ("ae", "this model's 2-D codes"),
+        ("pca", "PCA-2 codes"),
+        ("tsne", "a 2-D t-SNE of the subset (on PCA-50 of the pixels)"),
+    ):
+        study.metrics[f"knn{k}_loo_subset_{key}"] = Metric(
+            value=loo[key],
+            split=f"{test_name}, {where}",
+            description=f"leave-one-out {k}-NN accuracy of {what} within the subset",
+        )
+    study.sections.append(
+        "\n".join(
+            [
+                "### The latent map beside PCA and t-SNE",
+                "",
+                f"t-SNE (scikit-learn, perplexity 30, PCA initialisation, on the first 50 "
+                f"principal components of the pixels) embeds only the points it is given, so it "
+                f"maps a subset: {where}; it took {seconds:.0f} s. On that subset every map is "
+                f"scored the same way: leave-one-out {k}-NN accuracy (each image's {k} nearest "
+                f"other images in the map vote). The autoencoder and PCA also have the full "
+                f"train -> test {k}-NN accuracy (neighbours among the training codes). UMAP is "
+                f"not shown: `umap-learn` is not installed here.",
+                "",
+                f"| map | {k}-NN, train -> test ({len(data.test):,}) "
+                f"| {k}-NN leave-one-out, subset |",
+                "| --- | --- | --- |",
+                f"| this autoencoder (2-D code) | **{acc:.4f}** | {loo['ae']:.4f} |",
+                f"| PCA-2 | {pacc:.4f} | {loo['pca']:.4f} |",
+                f"| t-SNE (subset only) | n/a (no encoder) | {loo['tsne']:.4f} |",
+            ]
+        )
+    )
+    names = data.label_names
+    study.figures["latent_vs_pca_tsne.png"] = (
+        "2-D latent map beside PCA and t-SNE",
+        f"The same {len(sub):,} test images placed by this model's 2-D encoder (left), the "
+        f"first two principal components (middle) and t-SNE (right), coloured by class; "
+        f"titles give the leave-one-out {k}-NN accuracy on this subset.",
+        lambda p: image_plots.latent_maps(
+            [
+                (f"{data.name}: this autoencoder ({k}-NN {loo['ae']:.3f})", codes_test[sub]),
+                (f"PCA-2 ({k}-NN {loo['pca']:.3f})", pca_test[sub]),
+                (f"t-SNE ({k}-NN {loo['tsne']:.3f})", t_map),
+            ],
+            y,
+            names,
+            p,
+            axis_names=("z[0]", "PC 1", "t-SNE 1"),
+        ),
+    )
 
 
 def _denoising(

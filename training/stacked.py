@@ -4,12 +4,14 @@ The course's recipe, with convolutional layers (a conv stacked AE, as in Masci e
 
 1. **Greedy pretraining**, unsupervised, on every training image: each stage is a one-layer
    autoencoder trained on the codes of the frozen stages below it (stage 1 on the images).
-   Conv stages: ``conv 3x3 stride 2 -> ReLU`` (or ``conv -> ReLU -> max-pool 2``; decoder:
-   ``transposed conv 2x2 stride 2``); the
-   last stage is dense: ``flatten -> linear -> ReLU`` = the code ``z`` [N, latent_dim].
+   Conv stages: ``conv 3x3 stride 2 [-> BatchNorm] -> ReLU`` (or ``conv [-> BatchNorm] -> ReLU
+   -> max-pool 2``), chosen per stage; decoder: ``transposed conv 2x2 stride 2`` (3x3 when the
+   stage's input has an odd size, 7 -> 4 -> 7); the last stage is dense: ``flatten -> linear ->
+   ReLU`` = the code ``z`` [N, latent_dim].
    Inputs are corrupted by masking noise while each stage learns (a denoising stack).
 2. **Fine-tuning** with labels: the stacked encoder plus a softmax head (dropout -> linear) on
-   cross-entropy, with light augmentation (shifts; horizontal flips where the classes allow).
+   cross-entropy, with light augmentation (shifts; horizontal flips where the classes allow),
+   Adam with a step or one-cycle learning-rate schedule.
 3. **Decoder refit**: the stages' decoders, stacked in reverse, are trained on the fine-tuned
    (frozen) encoder's codes, so ``decoder.onnx`` reconstructs from the codes the model serves.
 
@@ -54,8 +56,24 @@ class StackedConvConfig:
     # Dropout before the head and before the dense stage, during fine-tuning only.
     dropout: float = 0.3
     # How conv stages halve H and W: "stride" (a stride-2 convolution: 4x cheaper) or "pool"
-    # (a stride-1 convolution, then 2x2 max-pooling).
-    downsample: str = "stride"
+    # (a stride-1 convolution, then 2x2 max-pooling); one word for every stage or one per stage.
+    # Odd sizes round up (7 -> 4), and the stage's decoder rebuilds the odd size.
+    downsample: str | tuple[str, ...] = "stride"
+    # Batch normalisation after each convolution (before the activation).
+    batchnorm: bool = False
+
+    def stage_downsample(self) -> tuple[str, ...]:
+        ways = (
+            (self.downsample,) * len(self.channels)
+            if isinstance(self.downsample, str)
+            else tuple(self.downsample)
+        )
+        if len(ways) != len(self.channels) or any(w not in ("stride", "pool") for w in ways):
+            raise ValueError(
+                f"downsample must be 'stride' or 'pool', or one of them per stage "
+                f"({len(self.channels)}), got {self.downsample!r}"
+            )
+        return ways
 
     @property
     def family(self) -> Family:
@@ -73,29 +91,40 @@ class StackedConvClassifier(CodecAE):
         if len(shape) != 2:
             raise ValueError(f"stacked conv classifiers take [H, W] images, got {shape}")
         h, w = shape
-        step = 2 ** len(cfg.channels)
-        if h % step or w % step:
-            raise ValueError(f"{h}x{w} images need H and W divisible by {step}")
+        ways = cfg.stage_downsample()
         act = ACTIVATIONS[cfg.activation]
         pad = cfg.kernel // 2
         enc_stages: list[nn.Module] = []
         dec_stages: list[nn.Module] = []
         c_in = 1
-        if cfg.downsample not in ("stride", "pool"):
-            raise ValueError(f"downsample must be 'stride' or 'pool', got {cfg.downsample!r}")
-        for i, c in enumerate(cfg.channels):
-            if cfg.downsample == "pool":
-                down = [nn.Conv2d(c_in, c, cfg.kernel, padding=pad), act(), nn.MaxPool2d(2)]
-            else:
-                down = [nn.Conv2d(c_in, c, cfg.kernel, stride=2, padding=pad), act()]
+        fh, fw = h, w
+        for i, (c, way) in enumerate(zip(cfg.channels, ways, strict=True)):
+            if min(fh, fw) < 2:
+                raise ValueError(f"{h}x{w} images are too small for {len(cfg.channels)} stages")
+            stride = 2 if way == "stride" else 1
+            down: list[nn.Module] = [
+                nn.Conv2d(c_in, c, cfg.kernel, stride=stride, padding=pad, bias=not cfg.batchnorm)
+            ]
+            if cfg.batchnorm:
+                down.append(nn.BatchNorm2d(c))
+            down.append(act())
+            if way == "pool":
+                down.append(nn.MaxPool2d(2, ceil_mode=True))
             enc_stages.append(nn.Sequential(*down))
             # Stage 1 rebuilds pixels in [0, 1]; higher stages rebuild ReLU feature maps (>= 0).
             out_act: nn.Module = nn.Sigmoid() if i == 0 else nn.ReLU()
-            # A 2x2 stride-2 transposed convolution exactly doubles H and W (and costs a quarter
-            # of an upsample + 3x3 convolution at the output's size).
-            dec_stages.append(nn.Sequential(nn.ConvTranspose2d(c, c_in, 2, stride=2), out_act))
+            # Even sizes: a 2x2 stride-2 transposed convolution exactly doubles H and W (and
+            # costs a quarter of an upsample + 3x3 convolution at the output's size). Odd sizes
+            # (7 -> 4): a 3x3 one with padding 1 gives 2 * 4 - 1 = 7.
+            if fh % 2 == 0 and fw % 2 == 0:
+                up = nn.ConvTranspose2d(c, c_in, 2, stride=2)
+            elif fh % 2 == 1 and fw % 2 == 1:
+                up = nn.ConvTranspose2d(c, c_in, 3, stride=2, padding=1)
+            else:
+                raise ValueError(f"stage {i + 1}: {fh}x{fw} maps need H and W both even or odd")
+            dec_stages.append(nn.Sequential(up, out_act))
             c_in = c
-        fh, fw = h // step, w // step
+            fh, fw = -(-fh // 2), -(-fw // 2)
         flat = c_in * fh * fw
         enc_stages.append(
             nn.Sequential(
@@ -161,6 +190,10 @@ class StackedOptions:
     # batch size and decay); augmentation: random shifts of up to ``shift`` pixels, flips.
     shift: int = 2
     hflip: bool = False
+    # Learning-rate schedule of fine-tuning: "step" ([training] lr_decay at lr_milestones) or
+    # "onecycle" (warm up to [training] lr over the first 30% of the steps, then anneal to ~0:
+    # most accuracy per epoch when the budget is a handful of epochs).
+    schedule: str = "step"
     # Decoder refit on the fine-tuned encoder's codes.
     decoder_epochs: int = 1
     # The 1%-of-labels comparison: the labelled share and its fine-tuning budget (epochs over
@@ -231,6 +264,8 @@ def pretrain(
         enc, dec = model.stage_encoder(k), model.stage_decoder(k)
         params = [*enc.parameters(), *dec.parameters()]
         optim = torch.optim.Adam(params, lr=opts.pretrain_lr)
+        # The stages below are frozen, batch-norm statistics included.
+        model.eval()
         enc.train()
         dec.train()
         bar = _bar(opts.pretrain_epochs * len(x), f"pretrain stage {k + 1}", quiet)
@@ -277,8 +312,14 @@ def finetune(
     epochs = count if kind == "epochs" else max(1, -(-count // per_epoch))
     params = [*model.encoder.parameters(), *model.head.parameters()]
     optim = torch.optim.Adam(params, lr=lr)
-    milestones = sorted(int(m * epochs) for m in lr_milestones)
-    sched = torch.optim.lr_scheduler.MultiStepLR(optim, milestones, gamma=lr_decay)
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if opts.schedule == "onecycle":  # stepped per minibatch
+        sched = torch.optim.lr_scheduler.OneCycleLR(optim, lr, total_steps=epochs * per_epoch)
+    elif opts.schedule == "step":  # stepped per epoch
+        milestones = sorted(int(m * epochs) for m in lr_milestones)
+        sched = torch.optim.lr_scheduler.MultiStepLR(optim, milestones, gamma=lr_decay)
+    else:
+        raise ValueError(f"[classifier] schedule must be 'step' or 'onecycle': {opts.schedule!r}")
     model.train()
     history: list[float] = []
     bar = _bar(epochs * len(x), desc, quiet)
@@ -290,9 +331,12 @@ def finetune(
             optim.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             optim.step()
+            if opts.schedule == "onecycle":
+                sched.step()
             total += float(loss.detach()) * len(idx)
             bar.update(len(idx))
-        sched.step()
+        if opts.schedule == "step":
+            sched.step()
         history.append(total / len(x))
     bar.close()
     model.eval()

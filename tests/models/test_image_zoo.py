@@ -172,6 +172,40 @@ def test_fashion_2d_knn_recomputed() -> None:
     assert acc > pacc + 0.1
 
 
+def test_fashion_2d_beside_pca_and_tsne_recomputed() -> None:
+    """Issue 17: the three maps' leave-one-out 5-NN accuracies on the card's test subset; the
+    autoencoder's and PCA's exactly (onnxruntime), t-SNE's by rerunning it (scikit-learn)."""
+    from training import recipe as recipes
+    from training.baselines import knn_loo_accuracy, tsne_map
+    from training.image_study import ImageEvalOptions, tsne_subset
+
+    manifest, m = model("fashion-2d")
+    data = dataset("fashion-mnist")
+    opts = ImageEvalOptions.parse(recipes.load("fashion-2d").evaluate.images)
+    assert opts.tsne == 2000
+    sub = tsne_subset(len(data.test), opts.tsne, opts.tsne_seed)
+    assert data.test.y is not None
+    y = data.test.y[sub].astype(np.int64)
+    x = data.test.x[sub]
+    got = {
+        "ae": knn_loo_accuracy(m.encode(x), y, 5),
+        "pca": knn_loo_accuracy(PCA.fit(data.train.x, 2).encode(x), y, 5),
+        "tsne": knn_loo_accuracy(tsne_map(x, 50, opts.tsne_seed), y, 5),
+    }
+    for key, value in got.items():
+        metric = manifest.metrics[f"knn5_loo_subset_{key}"]
+        assert "2,000 test images (seeded subset" in metric.split
+        tol = 0.01 if key == "tsne" else 1e-3
+        assert value == pytest.approx(metric.value, abs=tol), key
+    # the 2-D autoencoder keeps garments apart better than PCA-2, t-SNE better than both
+    assert got["pca"] + 0.1 < got["ae"] < got["tsne"]
+    card = (MODELS / "fashion-2d" / "card.md").read_text(encoding="utf-8")
+    assert (
+        "](latent_vs_pca_tsne.png)" in card
+        and (MODELS / "fashion-2d" / "latent_vs_pca_tsne.png").is_file()
+    )
+
+
 def test_digits_figures_recomputed_exactly() -> None:
     manifest, m = model("digits")
     test = dataset("digits").test.x

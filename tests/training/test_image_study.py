@@ -149,3 +149,46 @@ def test_study_is_off_unless_asked(tmp_path: Path) -> None:
     res = build(r, tmp_path / "plain", "cmd", quiet=True)
     assert "mse_test" not in res.manifest.metrics
     assert not (tmp_path / "plain" / "interpolation.png").exists()
+
+
+def test_knn_leave_one_out_excludes_each_point_itself() -> None:
+    from training.baselines import knn_loo_accuracy
+
+    # two tight clusters; the odd point sits in the other class' cluster
+    codes = np.array([[0.0, 0], [0, 0.1], [0.1, 0], [5, 5], [5, 5.1], [5.1, 5], [0.5, 0.5]])
+    y = np.array([0, 0, 0, 1, 1, 1, 1])
+    # k=1: points 0-5 find a same-class neighbour; the odd one finds class 0 (self excluded)
+    assert knn_loo_accuracy(codes, y, 1) == pytest.approx(6 / 7)
+    # duplicated codes: the duplicate votes, never the point itself
+    assert knn_loo_accuracy(np.zeros((4, 2)), np.array([0, 0, 1, 1]), 1) in (0.0, 0.5, 1.0)
+    assert knn_loo_accuracy(codes[:6], y[:6], 2) == 1.0
+
+
+def test_tsne_beside_the_latent_map_on_one_subset(digits_build: BuildResult) -> None:
+    """The t-SNE section: the three maps scored by leave-one-out 5-NN on one seeded test subset;
+    the autoencoder's figure is recomputed from the ONNX encoder."""
+    from training.baselines import knn_loo_accuracy
+    from training.image_study import Study, _knn, tsne_subset
+    from training.onnx_model import OnnxAutoencoder
+
+    data = load_dataset("digits")
+    onnx = OnnxAutoencoder(digits_build.out_dir)
+    codes_train = onnx.encode(data.train.x)
+    pca = PCA.fit(data.train.x, 2)
+    study = Study()
+    _knn(study, onnx, pca, data, codes_train, 5, tsne=150, tsne_seed=1)
+    m = study.metrics
+    sub = tsne_subset(len(data.test), 150, 1)
+    assert len(sub) == 150 and np.array_equal(sub, tsne_subset(len(data.test), 150, 1))
+    assert data.test.y is not None
+    y = data.test.y[sub].astype(np.int64)
+    ae = knn_loo_accuracy(onnx.encode(data.test.x[sub]), y, 5)
+    assert m["knn5_loo_subset_ae"].value == pytest.approx(ae)
+    assert m["knn5_loo_subset_pca"].value == pytest.approx(
+        knn_loo_accuracy(pca.encode(data.test.x[sub]), y, 5)
+    )
+    # t-SNE keeps the digits apart far better than chance (10 classes)
+    assert m["knn5_loo_subset_tsne"].value > 0.5
+    assert "150 test images (seeded subset, seed 1)" in m["knn5_loo_subset_tsne"].split
+    assert "latent_vs_pca_tsne.png" in study.figures and "latent_vs_pca.png" not in study.figures
+    assert "beside PCA and t-SNE" in study.sections[-1]

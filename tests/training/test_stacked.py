@@ -153,8 +153,85 @@ def test_stages_chain_to_the_code_and_back() -> None:
     model.eval()
     assert model.encode(x).shape == (3, 12) and model.logits(x).shape == (3, 10)
     assert model.decode(model.encode(x)).shape == (3, 16, 16)
-    with pytest.raises(ValueError, match="divisible"):
-        StackedConvClassifier(StackedConvConfig(channels=(4, 8, 16)), (28, 28))
+    with pytest.raises(ValueError, match="both even or odd"):
+        StackedConvClassifier(StackedConvConfig(channels=(4, 8)), (16, 14))
+    with pytest.raises(ValueError, match="too small"):
+        StackedConvClassifier(StackedConvConfig(channels=(4, 8, 16)), (4, 4))
+    with pytest.raises(ValueError, match="one of them per stage"):
+        StackedConvClassifier(StackedConvConfig(channels=(4, 8), downsample=("pool",)), (8, 8))
+
+
+def test_three_stages_on_28x28_round_odd_sizes_up_and_rebuild_them() -> None:
+    """28 -> 14 (pool) -> 7 (stride) -> 4 (stride, odd: rounded up); each stage's decoder
+    rebuilds exactly its input's size, 4 -> 7 included; batch norm after every convolution."""
+    cfg = StackedConvConfig(
+        latent_dim=16, channels=(4, 8, 16), downsample=("pool", "stride", "stride"), batchnorm=True
+    )
+    model = StackedConvClassifier(cfg, (28, 28))
+    x = torch.rand(5, 28, 28)
+    sizes = [model.below(x, k).shape[1:] for k in range(4)]
+    assert sizes == [(1, 28, 28), (4, 14, 14), (8, 7, 7), (16, 4, 4)]
+    for k in range(4):
+        h = model.below(x, k)
+        assert model.stage_decoder(k)(model.stage_encoder(k)(h)).shape == h.shape
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules()) == 3
+    model.eval()
+    assert model.decode(model.encode(x)).shape == (5, 28, 28)
+
+
+def test_onecycle_fine_tuning_anneals_and_pretraining_freezes_the_stages_below() -> None:
+    from training.stacked import StackedOptions, finetune, pretrain
+
+    cfg = StackedConvConfig(latent_dim=8, channels=(4, 8), batchnorm=True)
+    model = StackedConvClassifier(cfg, (8, 8))
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8), dtype=np.float32)
+    y = (x.mean((1, 2)) > 0.5).astype(np.int64)
+    gen = torch.Generator().manual_seed(0)
+    opts = StackedOptions(shift=0, schedule="onecycle")
+    bn0 = model.stage_encoder(0)[1]
+    pretrain(model, x, StackedOptions(pretrain_epochs=1), 16, gen)
+    # stage 0's statistics were learnt in its own phase and left alone above it: one update per
+    # minibatch of stage 0 only (4 of the 12 pretraining steps)
+    assert int(bn0.num_batches_tracked) == 4
+    seen: list[float] = []
+    optim_step = torch.optim.Adam.step
+
+    def spy(self: torch.optim.Adam, *a: Any, **k: Any) -> Any:
+        seen.append(self.param_groups[0]["lr"])
+        return optim_step(self, *a, **k)
+
+    torch.optim.Adam.step = spy  # type: ignore[method-assign]
+    try:
+        finetune(
+            model,
+            x,
+            y,
+            steps_or_epochs=("epochs", 5),
+            lr=0.01,
+            batch=16,
+            lr_decay=1.0,
+            lr_milestones=(),
+            opts=opts,
+            gen=gen,
+        )
+    finally:
+        torch.optim.Adam.step = optim_step  # type: ignore[method-assign]
+    assert len(seen) == 20 and max(seen) == pytest.approx(0.01, rel=0.05)
+    assert seen[0] < 0.002 and seen[-1] < 1e-4  # warm-up, then annealed
+    with pytest.raises(ValueError, match="schedule"):
+        finetune(
+            model,
+            x,
+            y,
+            steps_or_epochs=("epochs", 1),
+            lr=0.01,
+            batch=16,
+            lr_decay=1.0,
+            lr_milestones=(),
+            opts=StackedOptions(schedule="cosine"),
+            gen=gen,
+        )
 
 
 def test_augment_shifts_and_flips_within_the_frame() -> None:
