@@ -547,6 +547,10 @@ def test_prometheus_scrapes_every_replica_and_records(
     assert addresses <= {s["metric"]["instance"] for s in series}
 
     def recorded() -> list[dict[str, Any]]:
+        # A rate over the last minute needs requests in the last minute: the tests before
+        # this one may have sent theirs longer ago (the rate is then 0 and filtered out).
+        for i in range(6):
+            assert post("/reconstruct", one_image_body(i))[0] == 200
         rate = stack.prometheus(f'model:aeserve_requests:rate1m{{model="{MODEL}"}} > 0')
         p99 = stack.prometheus(
             f'model:aeserve_request_duration_seconds:p99_rate5m{{model="{MODEL}"}}'
