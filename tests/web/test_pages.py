@@ -25,8 +25,9 @@ PAGES = {
     "latent/font": "[data-testid=latent-map][data-ready=font]",
     "tabular/shuttle": "[data-testid=tabular-form][data-ready=shuttle]",
 }
-INTERACTIVE_S = 1.0  # the target on loopback
-INTERACTIVE_LIMIT_S = 3.0  # what fails the test: the target plus room for a busy shared machine
+# The 1 s target on loopback is measured by `make bench-web` (bench/web.py), a benchmark: the
+# rules keep speed out of the tests (a shared machine's load made a 3 s bound flake here).
+INTERACTIVE_S = 1.0
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def canvas_png(page: Page, testid: str) -> str:
     )
 
 
-def test_every_page_loads_offline_and_quickly(chromium: Browser, server: str) -> None:
+def test_every_page_loads_offline_and_its_time_is_reported(chromium: Browser, server: str) -> None:
     timings = {}
     for hash_, ready in PAGES.items():
         with guarded_page(chromium, server) as (page, guard):
@@ -58,8 +59,6 @@ def test_every_page_loads_offline_and_quickly(chromium: Browser, server: str) ->
             page.wait_for_load_state("networkidle")
             guard.check()
     print("\npage interactive (s):", {k: round(v, 3) for k, v in timings.items()})
-    slow = {k: v for k, v in timings.items() if v > INTERACTIVE_LIMIT_S}
-    assert not slow, f"pages not interactive within {INTERACTIVE_LIMIT_S} s: {slow}"
     over = {k: round(v, 3) for k, v in timings.items() if v > INTERACTIVE_S}
     if over:
         print(f"over the {INTERACTIVE_S} s target on this run: {over}")
