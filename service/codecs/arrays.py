@@ -81,8 +81,9 @@ def array_from_json(value: Any, what: str) -> F32:
     return out
 
 
-def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
-    """Tabular records (objects keyed by feature name, raw values) -> [N, n_features]."""
+def _record_features(runtime: ModelRuntime, records: Any) -> list[str]:
+    """The model's feature names, once ``records`` is a list of a batch's size for a tabular
+    model (UnsupportedOperation, InvalidInput otherwise)."""
     features = runtime.features
     if features is None:
         raise UnsupportedOperation(
@@ -91,6 +92,12 @@ def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
     if not isinstance(records, list):
         raise InvalidInput("records must be an array of objects keyed by feature name")
     runtime.check_batch(len(records), "records")
+    return features
+
+
+def records_to_array(runtime: ModelRuntime, records: Any) -> F32:
+    """Tabular records (objects keyed by feature name, raw values) -> [N, n_features]."""
+    features = _record_features(runtime, records)
     if runtime.columns is not None:  # raw columns: categories and missing cells (columns.py)
         try:
             return to_float32(runtime.columns.encode(records))
@@ -199,14 +206,7 @@ def _gap_value(v: Any) -> float:
 def records_with_gaps(runtime: ModelRuntime, records: Any) -> F32:
     """Tabular records where an absent feature or a null is a value to fill (NaN); the other
     values must be numbers. [N, n_features] in feature order."""
-    features = runtime.features
-    if features is None:
-        raise UnsupportedOperation(
-            f"model '{runtime.name}' takes {runtime.kind} inputs; records are for tabular models"
-        )
-    if not isinstance(records, list):
-        raise InvalidInput("records must be an array of objects keyed by feature name")
-    runtime.check_batch(len(records), "records")
+    features = _record_features(runtime, records)
     index = {name: i for i, name in enumerate(features)}
     out = np.full((len(records), len(features)), np.nan, dtype=np.float64)
     for i, record in enumerate(records):

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.codecs.tensors import DTYPES, MAX_DIMS
+from service.dataplane.v2 import ON_REQUEST
 from service.http.v2.routes import MODEL, PREFIX, VERSION
 
 EXAMPLE = {
@@ -39,13 +40,7 @@ OUTPUT_NAMES = [
     "threshold",
     "contributions",
     "denoised",
-    "probabilities",
-    "labels",
-    "imputed",
-    "filled",
-    "neighbor_ids",
-    "neighbor_labels",
-    "neighbor_distances",
+    *sorted(ON_REQUEST),  # classify, impute, neighbors: given when a request names them
 ]
 
 
