@@ -100,11 +100,13 @@ class Settings(BaseSettings):
     """Models whose forward pass on a full batch (``batch_max_size`` samples, timed at load)
     takes at most this many microseconds run their batches inline on the event loop (and take
     the express lane): the hand-off to the inference thread costs more than their calls, and
-    the loop waits at most this long for a batch (0: always hand off)."""
+    the loop waits at most this long for a batch. Past this long of batches in one turn of the
+    loop, a model's remaining batches wait for the next turn (0: always hand off)."""
 
     fast_path: bool = True
-    """Serve the inference POSTs through the lean dispatcher (service.fastpath): the same route
-    functions without FastAPI's routing and dependency solver. Off: through FastAPI."""
+    """The express lane (``service/http/express.py``, under ``python -m service``) for the
+    inference POSTs it can take: the same operations, policy and answers without the ASGI cycle.
+    Off: every request takes the ASGI path."""
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """API keys as comma-separated ``key:scope`` pairs (scopes ``infer``, ``admin``; an admin

@@ -272,22 +272,31 @@ class Scheduler:
     # -- on the event loop -----------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Run every batch of the loop's queue, unless requests are still on their way."""
+        """Run the batches of the loop's queue, unless requests are still on their way; after
+        ``inline_max_s`` of batches, the rest wait for the next turn of the loop, so that one
+        turn never runs a deep queue's worth of batches while every other request (other
+        models', health checks, bytes to read) waits for it."""
         assert self._flush_at is not None and self._loop is not None
+        now = time.perf_counter()
         if (
             self.arrivals.count > 0
-            and time.perf_counter() < self._flush_at
+            and now < self._flush_at
             and self._ready(self._on_loop) < self.options.max_size
         ):
             self._loop.call_soon(self._flush)  # one more turn: they may join
             return
         self._flush_at = None
+        until = now + self.options.inline_max_s
         while True:
             batch = self._take(self._on_loop)
             if not batch:
                 break
             self.inlined += 1
             self._finish(batch, self._run(batch))
+            if self._on_loop and time.perf_counter() >= until:
+                self._flush_at = until  # due: the next turn does not wait for arrivals
+                self._loop.call_soon(self._flush)
+                break
 
     # -- in the inference thread -----------------------------------------------------------
 

@@ -4,6 +4,7 @@ bit-for-bit equal to unbatched, in order, isolated."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import types
@@ -308,6 +309,42 @@ def test_inline_concurrent_requests_are_batched_in_order_and_fail_alone() -> Non
         # One gathered call (failed), then each request alone; all on this thread.
         assert model.calls[0] == sum(sizes) and sorted(model.calls[1:]) == sorted(sizes)
         assert set(model.threads) == {threading.get_ident()} and batcher.queued == 0
+        await batcher.stop()
+
+    run(main())
+
+
+def test_inline_batches_of_a_deep_queue_leave_turns_to_the_rest_of_the_loop() -> None:
+    """Past inline_max_s of batches, the rest wait for the loop's next turn: other requests
+    (other models, health checks, bytes to read) run between them, not after all of them."""
+    model = FakeModel()
+    events: list[str] = []
+    infer = model.infer
+
+    def logged(op: str, x: F32) -> list[F32]:
+        events.append("batch")
+        return infer(op, x)
+
+    model.infer = logged  # type: ignore[method-assign]
+
+    async def main() -> None:
+        batcher = await started(model, inline=True, max_size=2, max_wait_s=0.0, inline_max_s=1e-9)
+        done = asyncio.Event()
+
+        async def other() -> None:  # the rest of the loop's work
+            while not done.is_set():
+                events.append("other")
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        xs = [np.full((2, 2), i, dtype=np.float32) for i in range(4)]
+        outs = await asyncio.gather(*(submit(batcher, x) for x in xs))
+        done.set()
+        await task
+        assert all(np.array_equal(out[0], x * 2) for out, x in zip(outs, xs, strict=True))
+        at = [i for i, event in enumerate(events) if event == "batch"]
+        assert len(at) == 4 and batcher.inlined == 4 and batcher.queued == 0
+        assert all("other" in events[a:b] for a, b in itertools.pairwise(at)), events
         await batcher.stop()
 
     run(main())
