@@ -40,7 +40,7 @@ def flat_body(body: bytes | bytearray) -> tuple[Any, F64] | None:
         keys = list(doc.keys())
         if keys != ["inputs"] and not (len(keys) == 2 and set(keys) == _FLAT_KEYS):
             return None
-        model = doc.get("model")
+        model = doc["model"] if "model" in keys else None  # a miss: a C++ exception, ~3 us
         if model is not None and type(model) is not str:
             return None
         inputs = doc["inputs"]

@@ -95,6 +95,8 @@ _OVERLOADED = Overloaded(
     "the server is overloaded: it runs later than AESERVE_MAX_QUEUE_WAIT_MS; retry shortly"
 )
 _IDLE, _HEAD, _BODY = 0, 1, 2  # what a connection's parser is reading
+# Paths matched against the other routes' patterns, remembered (cleared when this many).
+_ROUTED_MAX = 1024
 # On shutdown an idle keep-alive connection is closed once nothing arrived for this long.
 DRAIN_IDLE_S = 0.25
 
@@ -141,6 +143,7 @@ class ExpressLane:
             if op.takes == "samples"
         }
         self.routes: list[ExpressRoute] = []  # other transports' paths (add_route)
+        self._routed: dict[bytes, ExpressRoute | None] = {}  # path -> route, as matched
         # Latencies answered this loop turn, counted at once (Metrics.observe_many).
         self._answered: dict[tuple[str, str], tuple[list[RequestHead], list[float]]] = {}
         self._counting = False
@@ -148,13 +151,21 @@ class ExpressLane:
     def add_route(self, route: ExpressRoute) -> None:
         """Serve ``route``'s requests through the lane too (under the same conditions)."""
         self.routes.append(route)
+        self._routed.clear()
 
     def route(self, path: bytes) -> Operation | ExpressRoute | None:
         """What serves a raw path through the lane: an operation, another route, or nothing."""
         op = self.paths.get(path)
         if op is not None or not self.routes:
             return op
-        return next((r for r in self.routes if r.matches(path)), None)
+        if path in self._routed:
+            return self._routed[path]
+        # The routes' patterns, once per path (a few per model).
+        routed = next((r for r in self.routes if r.matches(path)), None)
+        if len(self._routed) >= _ROUTED_MAX:
+            self._routed.clear()
+        self._routed[path] = routed
+        return routed
 
     def open(self, app: Any) -> None:
         """Start serving (models are loaded), unless the app has ASGI middleware of its own

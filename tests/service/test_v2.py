@@ -529,3 +529,44 @@ def test_accept_encoding_weights(client: TestClient) -> None:
     ):
         r = infer(client, "glyph", body, headers={"accept-encoding": accept})
         assert r.status_code == 200 and r.headers.get("content-encoding") == coding, accept
+
+
+PLAIN_TENSOR = {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.5, 1, -2.25]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "taken"),
+    [
+        ({}, True),
+        ({"id": "r-1"}, True),
+        ({"outputs": [{"name": "x_hat"}, {"name": "score"}]}, True),
+        ({"id": None}, False),  # a null id: the full path refuses it
+        ({"id": 7}, False),
+        ({"outputs": None}, False),
+        ({"outputs": [{"name": "x_hat", "parameters": {"binary_data": True}}]}, False),
+        ({"parameters": {}}, False),
+    ],
+)
+def test_the_plain_reader_takes_exactly_the_plain_requests(
+    extra: dict[str, Any], taken: bool
+) -> None:
+    read = tensors.plain(orjson.dumps({"inputs": [PLAIN_TENSOR], **extra}))
+    assert (read is not None) is taken
+    if read is not None:
+        assert read.name == "x" and read.dims == [1, 3] and read.id == extra.get("id")
+        assert read.wide.tolist() == [0.5, 1.0, -2.25]
+        outputs = extra.get("outputs")
+        assert read.outputs == (None if outputs is None else [o["name"] for o in outputs])
+    assert tensors.plain(orjson.dumps({"outputs": [{"name": "x_hat"}]})) is None  # no inputs
+
+
+def test_the_flat_reader_takes_bodies_with_and_without_a_model() -> None:
+    from service.codecs.flatjson import flat_body
+
+    rows = [[0.5, 1.0], [2.0, -3.0]]
+    named = flat_body(orjson.dumps({"model": "font", "inputs": rows}))
+    assert named is not None and named[0] == "font" and named[1].tolist() == rows
+    bare = flat_body(orjson.dumps({"inputs": rows}))
+    assert bare is not None and bare[0] is None and bare[1].tolist() == rows
+    assert flat_body(orjson.dumps({"model": 3, "inputs": rows})) is None
+    assert flat_body(orjson.dumps({"inputs": rows, "binarize": True})) is None
