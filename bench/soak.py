@@ -59,10 +59,10 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do b = b + t:get("bad") end
   io.write(string.format(
     'SOAK {"requests": %d, "duration_us": %d, "socket_errors": %d, "non2xx": %d, ' ..
-    '"p50_us": %d, "p99_us": %d, "max_us": %d}\n',
+    '"p50_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %d}\n',
     summary.requests, summary.duration,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    b, latency:percentile(50), latency:percentile(99), latency.max))
+    b, latency:percentile(50), latency:percentile(99), latency.max, latency.mean))
 end
 """
 
@@ -109,6 +109,18 @@ def wrk(url: str, workdir: Path, connections: int, seconds: int, delay_ms: float
     return stats
 
 
+def answered(stats: dict[str, Any]) -> int:
+    """Requests answered with a 2xx."""
+    good: int = stats["requests"] - stats["non2xx"] - stats["socket_errors"]
+    return good
+
+
+def pace(connections: int, target: float, latency_s: float) -> float:
+    """The mean pause (ms) after each answer that makes ``connections`` closed-loop clients
+    send ``target`` requests/s when a request takes ``latency_s``."""
+    return max(0.0, (connections / target - latency_s) * 1000)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -138,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
     rss: list[tuple[int, float]] = []
     minutes: list[dict[str, Any]] = []
+    load0 = os.getloadavg()[0]
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -151,11 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         wrk(url, workdir, 8, 2, 0)  # warm-up
         flat = wrk(url, workdir, args.connections, 10, 0)
-        capacity = flat["requests"] / (flat["duration_us"] / 1e6)
+        # Capacity is what the server answers with 200 flat out: its quick 503s (shedding)
+        # would inflate it, and 80% of an inflated capacity is an overload.
+        capacity = answered(flat) / (flat["duration_us"] / 1e6)
         target = capacity * args.load
-        p50_s = flat["p50_us"] / 1e6
-        # Each connection: one request, then a pause averaging delay: c / (latency + delay) = rate.
-        delay_ms = max(0.0, (args.connections / target - p50_s) * 1000)
+        # Each connection: one request, then a pause averaging delay: c / (latency + delay) =
+        # rate. The latency at the target is not known before the first minute (flat out it is
+        # mostly queueing, far above it): the first minute assumes none, and each next minute
+        # takes the last minute's mean latency.
+        delay_ms = pace(args.connections, target, 0.0)
         print(f"soak: capacity {capacity:.0f} req/s, target {target:.0f}, delay {delay_ms:.1f} ms")
         start = time.monotonic()
         stop = threading.Event()
@@ -171,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             stats = wrk(url, workdir, args.connections, 60, delay_ms)
             stats["minute"] = minute
             stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+            stats["delay_ms"] = delay_ms
             minutes.append(stats)
+            delay_ms = pace(args.connections, target, stats["mean_us"] / 1e6)
             print(
                 f"soak: minute {minute}: {stats['requests']} requests "
                 f"({stats['rps']:.0f}/s), {stats['non2xx'] + stats['socket_errors']} errors, "
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    write(args, capacity, target, delay_ms, minutes, rss, statuses)
+    write(args, capacity, target, minutes, rss, statuses, (load0, os.getloadavg()[0]))
     return 0
 
 
@@ -202,10 +221,10 @@ def write(
     args: argparse.Namespace,
     capacity: float,
     target: float,
-    delay_ms: float,
     minutes: list[dict[str, Any]],
     rss: list[tuple[int, float]],
     statuses: dict[str, float],
+    load: tuple[float, float],
 ) -> None:
     total = sum(m["requests"] for m in minutes)
     errors = sum(m["non2xx"] + m["socket_errors"] for m in minutes)
@@ -218,9 +237,11 @@ def write(
         "record to /anomaly-score, a font image with `binarize` (the ASGI path) and a 64-image "
         "MNIST .npy body.",
         "",
-        f"Capacity measured flat out for 10 s: {capacity:.0f} requests/s; target "
-        f"{args.load:.0%}: {target:.0f}/s (each connection pauses {delay_ms:.1f} ms on average "
-        "between requests).",
+        f"Capacity measured flat out for 10 s: {capacity:.0f} requests/s answered with 200; "
+        f"target {args.load:.0%}: {target:.0f}/s. Each connection pauses between requests (the "
+        "`pause` column, on average); the pause is fitted again every minute from the last "
+        "minute's mean latency so that the rate stays near the target. Load average at the "
+        f"start and the end: {load[0]:.1f}, {load[1]:.1f} (the machine is shared).",
         "",
         f"**{args.minutes} minutes: {total:,} requests, {errors} errors** (non-2xx answers and "
         "socket errors).",
@@ -230,12 +251,14 @@ def write(
         + ", ".join(f"{s}: {n:,.0f}" for s, n in sorted(statuses.items()))
         + ".",
         "",
-        "| minute | requests | requests/s | errors | p50 ms | p99 ms | max ms |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| minute | pause ms | requests | requests/s | share of capacity | errors | p50 ms "
+        "| p99 ms | max ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in minutes:
         lines.append(
-            f"| {m['minute']} | {m['requests']:,} | {m['rps']:.0f} | "
+            f"| {m['minute']} | {m['delay_ms']:.1f} | {m['requests']:,} | {m['rps']:.0f} | "
+            f"{m['rps'] / capacity:.0%} | "
             f"{m['non2xx'] + m['socket_errors']} | {m['p50_us'] / 1000:.1f} | "
             f"{m['p99_us'] / 1000:.1f} | {m['max_us'] / 1000:.1f} |"
         )

@@ -60,3 +60,15 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
     assert text.count("side by side (") == 3 and "**Side by side.**" in text
     assert "**Open Inference Protocol, side by side**" in text
     assert "v2 binary 256-image request" in text and "gRPC 1 image, 16 clients" in text
+
+
+def test_soak_capacity_counts_only_answers_and_the_pace_meets_the_target() -> None:
+    from bench import soak
+
+    # Flat out, a shedding server answers many quick 503s: they are not capacity.
+    flat = {"requests": 1000, "non2xx": 400, "socket_errors": 100}
+    assert soak.answered(flat) == 500
+    # 64 closed-loop clients at 0.1 s per request and 40/s: each pauses 1.5 s.
+    assert soak.pace(64, 40.0, 0.1) == pytest.approx(1500.0)
+    assert 64 / (0.1 + soak.pace(64, 40.0, 0.1) / 1000) == pytest.approx(40.0)
+    assert soak.pace(64, 10_000.0, 0.5) == 0.0  # never negative
