@@ -47,7 +47,7 @@ def _npy_header(text: str) -> Any:
     }
 
 
-def decode_npy(body: bytes) -> npt.NDArray[Any]:
+def decode_npy(body: bytes | bytearray) -> npt.NDArray[Any]:
     """One .npy array (format versions 1-3), read in place; 400 when malformed, 422 for
     dtypes that are not numbers (objects, strings, records)."""
     if not body.startswith(NPY_MAGIC) or len(body) < 10:

@@ -4,7 +4,8 @@ Per request, uvicorn's ASGI cycle, Starlette's request and response objects, opt
 task and a future cost several times a small model's own work. The lane is a transport like
 the REST routes, over the same data plane: for a ``POST /{operation}`` of an operation that
 takes samples, with a JSON body of declared length that gives only ``model`` and ``inputs`` (or
-``records``), :class:`ExpressProtocol` holds the request until its body is in; then
+``records``), or a ``.npy`` body answered as ``.npy`` (its options in the query string, read
+as the full path reads them), :class:`ExpressProtocol` holds the request until its body is in; then
 :meth:`ExpressLane.take` applies the policy (request id, admission: body limit and request
 hooks), parses the body in the protocol callback and submits a job to the model's scheduler,
 whose reply writes the 200 answer in one write. Metrics and the access log go through the same
@@ -21,8 +22,9 @@ as uvicorn would have sent it, body included, and the app answers it (problem+js
 metrics): a body that does not parse, other options, an unknown model, a refusal by the policy
 (the app renders it without admitting the request again), inputs the data plane refuses (then
 only that request of the batch), the service still loading. Requests the lane never looks at:
-other paths and methods, query strings, chunked bodies, ``Expect: 100-continue``, bodies over
-``LARGE_BODY``, ``Accept`` other than JSON, CORS requests (with an ``Origin`` when CORS is on),
+other paths and methods, query strings (but a ``.npy`` body's), chunked bodies, ``Expect:
+100-continue``, JSON bodies over ``LARGE_BODY``, ``Accept`` other than JSON (or ``.npy`` for a
+``.npy`` body), CORS requests (with an ``Origin`` when CORS is on),
 and all of them while uvicorn's own access log is on, while an ordinary ASGI middleware is
 installed (the lane cannot run it), with batching off, or when the app is served another way
 than ``python -m service`` (e.g. ``uvicorn --factory service.http.app:create_app``): the log
@@ -51,6 +53,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qsl
 
 import httptools
 import numpy as np
@@ -64,6 +67,7 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from service.codecs.arrays import LARGE_BODY, array_from_json, record_rows
 from service.codecs.flatjson import FLAT_MIN, exact32, flat_body
+from service.codecs.npy import decode_npy
 from service.dataplane import tabular
 from service.dataplane.operations import Fields, Job, Operation
 from service.dataplane.plane import DataPlane
@@ -71,6 +75,8 @@ from service.http.limits import ConnectionLimits
 from service.http.middleware import RequestContextMiddleware
 from service.http.policy import ADMITTED_KEY, Policy, RequestHead
 from service.http.problems import PROBLEM_JSON, problem_body, status_of
+from service.http.requests import validate
+from service.http.responses import npy_parts
 from service.runtime.errors import Overloaded, ServiceError
 from service.runtime.model import ModelRuntime
 
@@ -78,6 +84,10 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _JSON_TYPES = (b"application/json",)
+_NPY = b"application/x-npy"
+# What takes_headers found: no express request, a JSON body, or a .npy body answered as .npy.
+_NO, _JSON, _NPY_BODY = 0, 1, 2
+NPY_KEY = "aeserve.npy"  # scope key: the held request is a .npy one
 _ACCEPTS = (b"*/*", b"application/json", b"application/*")
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 _EMPTY = np.empty((0,), dtype=np.float32)
@@ -135,7 +145,8 @@ class ExpressLane:
         self.cors = cors
         self.enabled = enabled  # asked for (python -m service, batching on, fast_path)
         self.on = False  # serving: set once the models are loaded (open)
-        self.max_body = min(policy.max_body_bytes, LARGE_BODY)
+        self.max_body = min(policy.max_body_bytes, LARGE_BODY)  # JSON: parsed on the loop
+        self.max_npy = policy.max_body_bytes  # .npy: read in place, whatever its size
         # Raw URL -> operation: every registered operation that takes samples.
         self.paths: dict[bytes, Operation] = {
             f"/{op.name}".encode("ascii"): op
@@ -197,30 +208,44 @@ class ExpressLane:
         if (
             not self.on
             or scope["method"] != "POST"
-            or self.route(scope["raw_path"]) is None
-            or scope["query_string"]
+            or (op := self.route(scope["raw_path"])) is None
             or scope["root_path"]
         ):
             return False
-        return self.takes_headers(scope["headers"])
+        kind = self.takes_headers(scope["headers"], isinstance(op, Operation))
+        if kind == _NO or (scope["query_string"] and kind != _NPY_BODY):
+            return False
+        scope[NPY_KEY] = kind == _NPY_BODY
+        return True
 
-    def takes_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """The header part of :meth:`takes`: a declared JSON body within bounds, nothing else."""
+    def takes_headers(self, headers: list[tuple[bytes, bytes]], npy: bool = True) -> int:
+        """The header part of :meth:`takes`: a declared JSON body within bounds answered as
+        JSON, or (``npy``: an operation's path) a declared .npy body answered as .npy;
+        nothing else (_NO)."""
         length = None
+        ctype = accept = None
         for name, value in headers:
             if name == b"content-length":
                 if length is not None or not value.isdigit():
-                    return False
+                    return _NO
                 length = int(value)
             elif name == b"content-type":
-                if value.split(b";", 1)[0].strip().lower() not in _JSON_TYPES:
-                    return False
+                if ctype is not None:
+                    return _NO
+                ctype = value.split(b";", 1)[0].strip().lower()
             elif name == b"accept":
-                if value.strip().lower() not in _ACCEPTS:
-                    return False
+                if accept is not None:
+                    return _NO
+                accept = value.strip().lower()
             elif name in (b"transfer-encoding", b"expect") or (name == b"origin" and self.cors):
-                return False
-        return length is not None and 0 < length <= self.max_body
+                return _NO
+        if length is None or length <= 0:
+            return _NO
+        if (ctype is None or ctype in _JSON_TYPES) and (accept is None or accept in _ACCEPTS):
+            return _JSON if length <= self.max_body else _NO
+        if npy and ctype == _NPY and accept == _NPY:
+            return _NPY_BODY if length <= self.max_npy else _NO
+        return _NO
 
     def take(self, protocol: ExpressProtocol, cycle: Cycle) -> bool:
         """Submit a request whose body is in; False: the full path answers it."""
@@ -242,12 +267,18 @@ class ExpressLane:
         if plane.overloaded():  # shed before parsing: the cheapest answer
             self.shed(protocol, cycle, head, start, "", _OVERLOADED)
             return True
+        npy = scope.get(NPY_KEY, False)
         try:
-            if isinstance(op, Operation):
+            if npy and isinstance(op, Operation):
+                job = self._npy_job(op, repository, scope["query_string"], cycle.body)
+                answer, endpoint = None, head.path
+            elif isinstance(op, Operation):
                 job, answer, endpoint = self._job(op, repository.get, cycle.body), None, head.path
             else:
                 (job, answer), endpoint = op.job(self, scope["raw_path"], cycle.body), op.endpoint
-            job.reply = _Reply(self, protocol, cycle, head, start, job.runtime, answer, endpoint)
+            job.reply = _Reply(
+                self, protocol, cycle, head, start, job.runtime, answer, endpoint, npy=npy
+            )
             job.cancelled = _Gone(cycle)
         except (orjson.JSONDecodeError, _Decline, ServiceError, ValueError):
             return False
@@ -326,6 +357,18 @@ class ExpressLane:
             return job
         raise _Decline
 
+    def _npy_job(self, op: Operation, repository: Any, query: bytes, body: bytearray) -> Job:
+        """A .npy body's job, its options from the query string, as the full path reads them
+        (service/http/requests.py); _Decline or a ServiceError for anything else."""
+        params: dict[str, Any] = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        if "inputs" in params:
+            raise _Decline  # the full path says to send it as the body
+        params["inputs"] = decode_npy(body)
+        options = validate(op.options, params, "query parameters")
+        if options.__dict__.get("output_format") == "png":
+            raise _Decline  # not as .npy: the full path says so
+        return self.plane.prepare(op, repository.get(options.model, options.version), options)
+
     def _new(self, op: Operation, runtime: ModelRuntime, x: Any, n: int) -> Job:
         options = op.default_options
         op.check(runtime, options, self.plane.context)
@@ -355,7 +398,9 @@ class ExpressLane:
 class _Reply:
     """A lane job's reply: the answer written from the protocol, or the full path on errors."""
 
-    __slots__ = ("answer", "cycle", "endpoint", "head", "lane", "protocol", "runtime", "start")
+    __slots__ = (
+        "answer", "cycle", "endpoint", "head", "lane", "npy", "protocol", "runtime", "start",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -367,8 +412,10 @@ class _Reply:
         runtime: ModelRuntime,
         answer: Answer | None = None,
         endpoint: str = "",
+        npy: bool = False,
     ) -> None:
         self.answer = answer  # None: the REST answer
+        self.npy = npy  # the REST answer as .npy
         self.endpoint = endpoint  # the metrics label
         self.lane = lane
         self.protocol = protocol
@@ -389,6 +436,18 @@ class _Reply:
             return
         runtime = self.runtime
         try:
+            if self.npy:
+                table, headers = npy_parts(runtime, result)
+                extra = b"".join(
+                    b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()
+                )
+                protocol.express_answer(
+                    cycle, self.head.request_id, table, content_type=_NPY, extra=extra
+                )
+                self.lane.answered(
+                    self.endpoint, runtime.name, self.head, time.perf_counter() - self.start
+                )
+                return
             if self.answer is not None:
                 data = self.answer(result)
             else:
@@ -520,9 +579,10 @@ class ExpressProtocol(HttpToolsProtocol):
 
     def _on_headers_complete(self) -> None:
         lane, parser = self.lane, self.parser
+        path, _, query = self.url.partition(b"?")
         if (
             lane is None
-            or (op := lane.route(self.url)) is None  # an express path: no query, no escapes
+            or (op := lane.route(path)) is None  # an express path, no escapes
             or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
             or self.expect_100_continue
             or self.limit_concurrency is not None
@@ -530,7 +590,8 @@ class ExpressProtocol(HttpToolsProtocol):
             or parser.get_method() != b"POST"
             or parser.should_upgrade()
             or not lane.on
-            or not lane.takes_headers(self.headers)
+            or (kind := lane.takes_headers(self.headers, isinstance(op, Operation))) == _NO
+            or (query and kind != _NPY_BODY)  # options in the query: .npy bodies only
         ):
             super().on_headers_complete()
             return
@@ -539,11 +600,12 @@ class ExpressProtocol(HttpToolsProtocol):
         scope["method"] = "POST"
         if version != "1.1":
             scope["http_version"] = version
-        scope["path"] = "/" + op.name if isinstance(op, Operation) else self.url.decode("ascii")
-        scope["raw_path"] = self.url
-        scope["query_string"] = b""
+        scope["path"] = "/" + op.name if isinstance(op, Operation) else path.decode("ascii")
+        scope["raw_path"] = path
+        scope["query_string"] = query
         held = _Held(scope, version != "1.0" and parser.should_keep_alive())  # type: ignore[arg-type]
         self.cycle = self.held = held  # type: ignore[assignment]
+        held.scope[NPY_KEY] = kind == _NPY_BODY
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # A pipelined request, started by uvicorn once the one before it is answered.
@@ -562,7 +624,7 @@ class ExpressProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         held = self.held
         if held is not None and held is self.cycle:
-            held.body += body  # at most LARGE_BODY (declared): read whole, no pause
+            held.body += body  # at most the declared length (bounded): read whole, no pause
             return
         super().on_body(body)
 
@@ -818,13 +880,15 @@ class ExpressProtocol(HttpToolsProtocol):
         self,
         cycle: Cycle,
         request_id: str,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         status: int = 200,
         retry_after: int | None = None,
+        content_type: bytes = b"application/json",
+        extra: bytes = b"",
     ) -> None:
-        """Write a JSON answer (200, or a 503 problem when shedding) and finish the request,
-        as uvicorn's cycle would."""
+        """Write an answer (200: JSON, or ``content_type`` with ``extra`` header lines; or a
+        503 problem when shedding) and finish the request, as uvicorn's cycle would."""
         if cycle.disconnected or self.transport.is_closing():
             return
         keep_alive = cycle.keep_alive and not self.draining
@@ -833,6 +897,8 @@ class ExpressProtocol(HttpToolsProtocol):
             head = _OK_HEAD % (
                 _default_headers(self.server_state.default_headers),
                 len(data),
+                content_type,
+                extra,
                 request_id.encode("latin-1"),
                 ending,
             )
@@ -847,7 +913,10 @@ class ExpressProtocol(HttpToolsProtocol):
             )
         cycle.response_complete = True
         cycle.body = bytearray()
-        self.transport.write(head + data)
+        if len(data) > _JOIN_MAX:  # a large body: no copy to join it to its head
+            self.transport.writelines((head, data))
+        else:
+            self.transport.write(head + data)
         if isinstance(cycle, RequestResponseCycle):
             cycle.response_started = True
             cycle.message_event.set()
@@ -857,9 +926,9 @@ class ExpressProtocol(HttpToolsProtocol):
 
 
 _OK_HEAD = (
-    STATUS_LINE[200]
-    + b"%scontent-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n%s\r\n"
+    STATUS_LINE[200] + b"%scontent-length: %d\r\ncontent-type: %s\r\n%sx-request-id: %s\r\n%s\r\n"
 )
+_JOIN_MAX = 64 * 1024  # answers up to this size are joined to their head: one write
 _PROBLEM_HEAD = (
     b"%s%scontent-length: %d\r\ncontent-type: "
     + PROBLEM_JSON.encode()

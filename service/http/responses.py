@@ -42,6 +42,12 @@ def npy_response(runtime: ModelRuntime, fields: dict[str, Any]) -> Response:
 
     ``np.load(io.BytesIO(body))["outputs"]`` is then the [N, *shape] outputs.
     """
+    body, headers = npy_parts(runtime, fields)
+    return Response(body, media_type=NPY, headers=headers)
+
+
+def npy_parts(runtime: ModelRuntime, fields: dict[str, Any]) -> tuple[memoryview, dict[str, str]]:
+    """The .npy answer's body and its ``x-`` headers (the ASGI path's and the express lane's)."""
     headers = {"x-model": runtime.name, "x-model-version": runtime.version}
     columns: dict[str, Any] = {}
     for key, value in fields.items():
@@ -51,7 +57,7 @@ def npy_response(runtime: ModelRuntime, fields: dict[str, Any]) -> Response:
             columns[key] = np.asarray(value)  # label names per sample: a unicode column
         elif value is not None:
             headers[f"x-{key.replace('_', '-')}"] = str(value)
-    return Response(npy_table(columns), media_type=NPY, headers=headers)
+    return npy_table(columns), headers
 
 
 def _texts(value: list[Any]) -> bool:

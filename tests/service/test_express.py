@@ -589,3 +589,54 @@ def test_keep_alive_after_lane_answers_closes_idle_connections_only(
         times, answered, closed_after = client.portal.call(scenario)
     assert timeout <= closed_after < 2 * timeout + 0.2
     assert answered == list(range(1, len(times) + 1))  # every request answered by the lane
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+# (path with the options in the query, .npy body, whether the lane answers it itself)
+NPY_CASES: list[tuple[str, bytes, bool]] = [
+    ("/reconstruct?model=glyph", npy_bytes(glyphs(3).astype(np.float32)), True),
+    ("/reconstruct", npy_bytes(glyphs(2).astype(np.float32)), True),  # the default model
+    ("/anomaly-score?model=glyph&threshold=0.25", npy_bytes(glyphs(4)), True),
+    ("/encode?model=pixels28", npy_bytes(np.full((3, 28, 28), 0.5, dtype=np.float32)), True),
+    ("/anomaly-score?model=table", npy_bytes(np.array([[1, 2, 3, 4], [5, 6, 7, 8.0]])), True),
+    # Errors and what the lane leaves to the full path: the same bytes from it.
+    ("/reconstruct?model=glyph", b"not a .npy file", False),  # 400
+    ("/reconstruct?model=nope", npy_bytes(glyphs(1)), False),  # 404
+    ("/reconstruct?model=glyph&binarize=maybe", npy_bytes(glyphs(1)), False),  # 422
+    ("/reconstruct?model=glyph&output_format=png", npy_bytes(glyphs(1)), False),
+    ("/reconstruct?model=glyph&inputs=1", npy_bytes(glyphs(1)), False),
+    ("/reconstruct?model=glyph", npy_bytes(np.full((1, 10), 0.5)), False),  # wrong shape
+]
+
+
+@pytest.mark.slow
+def test_npy_bodies_answered_as_npy_take_the_lane_with_the_same_answers(
+    server: str, make_client: ClientFactory
+) -> None:
+    headers = {**RID, "content-type": "application/x-npy", "accept": "application/x-npy"}
+    with make_client() as local, httpx.Client(base_url=server, timeout=10) as http:
+        for path, body, taken in NPY_CASES:
+            before = express_count(http)
+            live = http.post(path, content=body, headers=headers)
+            want = local.post(path, content=body, headers=headers)
+            assert answer(live) == answer(want), (path, live.text[:300])
+            assert {k: v for k, v in live.headers.items() if k.startswith("x-")} == {
+                k: v for k, v in want.headers.items() if k.startswith("x-")
+            }, path
+            assert express_count(http) - before == (1 if taken else 0), path
+        # A .npy body answered as JSON, and JSON options in a query: the full path.
+        for path, extra in (
+            ("/reconstruct?model=glyph", {"accept": "application/json"}),
+            ("/reconstruct?model=glyph", {"accept": "application/x-npy, application/json"}),
+        ):
+            before = express_count(http)
+            live = http.post(path, content=NPY_CASES[0][1], headers={**headers, **extra})
+            want = local.post(path, content=NPY_CASES[0][1], headers={**headers, **extra})
+            assert answer(live) == answer(want) and express_count(http) == before, extra
