@@ -52,7 +52,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 import httptools
@@ -85,8 +85,11 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _JSON_TYPES = (b"application/json",)
 _NPY = b"application/x-npy"
-# What takes_headers found: no express request, a JSON body, or a .npy body answered as .npy.
-_NO, _JSON, _NPY_BODY = 0, 1, 2
+# What takes_headers found: no express request, a body the lane reads (JSON, or a route's
+# binary tensors), or a .npy body answered as .npy.
+_NO, _PLAIN, _NPY_BODY = 0, 1, 2
+_OCTETS = b"application/octet-stream"
+_HEADER_LENGTH = b"inference-header-content-length"
 NPY_KEY = "aeserve.npy"  # scope key: the held request is a .npy one
 _ACCEPTS = (b"*/*", b"application/json", b"application/*")
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
@@ -130,10 +133,24 @@ class ExpressRoute(Protocol):
 
     def matches(self, path: bytes) -> bool: ...
 
-    def job(self, lane: ExpressLane, path: bytes, body: bytearray) -> tuple[Job, Answer]: ...
+    def job(
+        self,
+        lane: ExpressLane,
+        path: bytes,
+        body: bytes | bytearray,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[Job, Answer]: ...
 
 
-Answer = Callable[[Fields], bytes]
+class Written(NamedTuple):
+    """An answer other than JSON: its body, media type and extra header lines."""
+
+    data: bytes | memoryview
+    content_type: bytes
+    extra: bytes
+
+
+Answer = Callable[[Fields], "bytes | Written"]
 
 
 class ExpressLane:
@@ -219,11 +236,13 @@ class ExpressLane:
         return True
 
     def takes_headers(self, headers: list[tuple[bytes, bytes]], npy: bool = True) -> int:
-        """The header part of :meth:`takes`: a declared JSON body within bounds answered as
-        JSON, or (``npy``: an operation's path) a declared .npy body answered as .npy;
-        nothing else (_NO)."""
+        """The header part of :meth:`takes`, by what the body is: _PLAIN for a declared JSON
+        body within bounds answered as JSON (or, on a route's path, a v2 body of binary tensors
+        with its Inference-Header-Content-Length), _NPY_BODY (``npy``: an operation's path) for
+        a declared .npy body answered as .npy; _NO for anything else."""
         length = None
         ctype = accept = None
+        binary = False  # a v2 body with binary tensors (Inference-Header-Content-Length)
         for name, value in headers:
             if name == b"content-length":
                 if length is not None or not value.isdigit():
@@ -237,14 +256,23 @@ class ExpressLane:
                 if accept is not None:
                     return _NO
                 accept = value.strip().lower()
-            elif name in (b"transfer-encoding", b"expect") or (name == b"origin" and self.cors):
+            elif name == _HEADER_LENGTH:
+                binary = True
+            elif name in (b"transfer-encoding", b"expect", b"content-encoding") or (
+                name == b"origin" and self.cors
+            ):
                 return _NO
         if length is None or length <= 0:
             return _NO
-        if (ctype is None or ctype in _JSON_TYPES) and (accept is None or accept in _ACCEPTS):
-            return _JSON if length <= self.max_body else _NO
-        if npy and ctype == _NPY and accept == _NPY:
-            return _NPY_BODY if length <= self.max_npy else _NO
+        if npy and ctype == _NPY:  # an operation's .npy body: answered as .npy only
+            return _NPY_BODY if accept == _NPY and length <= self.max_npy else _NO
+        if accept is not None and accept not in _ACCEPTS:
+            return _NO
+        if binary:  # a route's (v2) body of binary tensors: read in place, whatever its size
+            plain = not npy and ctype in (None, _OCTETS, *_JSON_TYPES) and length <= self.max_npy
+            return _PLAIN if plain else _NO
+        if ctype is None or ctype in _JSON_TYPES:
+            return _PLAIN if length <= self.max_body else _NO
         return _NO
 
     def take(self, protocol: ExpressProtocol, cycle: Cycle) -> bool:
@@ -271,14 +299,13 @@ class ExpressLane:
         try:
             if npy and isinstance(op, Operation):
                 job = self._npy_job(op, repository, scope["query_string"], cycle.body)
-                answer, endpoint = None, head.path
+                answer, endpoint = _npy_answer(job.runtime), head.path
             elif isinstance(op, Operation):
                 job, answer, endpoint = self._job(op, repository.get, cycle.body), None, head.path
             else:
-                (job, answer), endpoint = op.job(self, scope["raw_path"], cycle.body), op.endpoint
-            job.reply = _Reply(
-                self, protocol, cycle, head, start, job.runtime, answer, endpoint, npy=npy
-            )
+                job, answer = op.job(self, scope["raw_path"], cycle.body, scope["headers"])
+                endpoint = op.endpoint
+            job.reply = _Reply(self, protocol, cycle, head, start, job.runtime, answer, endpoint)
             job.cancelled = _Gone(cycle)
         except (orjson.JSONDecodeError, _Decline, ServiceError, ValueError):
             return False
@@ -308,7 +335,7 @@ class ExpressLane:
         )
         self.policy.finish(head, head.path, model, status, time.perf_counter() - start)
 
-    def _job(self, op: Operation, get_model: Any, body: bytearray) -> Job:
+    def _job(self, op: Operation, get_model: Any, body: bytes | bytearray) -> Job:
         """The request's job, from a plain body; _Decline (or a ServiceError) otherwise."""
         flat = flat_body(body) if len(body) > FLAT_MIN else None
         if flat is not None:  # a large flat array of numbers: straight into numpy
@@ -357,7 +384,9 @@ class ExpressLane:
             return job
         raise _Decline
 
-    def _npy_job(self, op: Operation, repository: Any, query: bytes, body: bytearray) -> Job:
+    def _npy_job(
+        self, op: Operation, repository: Any, query: bytes, body: bytes | bytearray
+    ) -> Job:
         """A .npy body's job, its options from the query string, as the full path reads them
         (service/http/requests.py); _Decline or a ServiceError for anything else."""
         params: dict[str, Any] = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
@@ -395,12 +424,21 @@ class ExpressLane:
             metrics.observe_express(path, len(seconds))
 
 
+def _npy_answer(runtime: ModelRuntime) -> Answer:
+    """The REST answer as .npy, with its ``x-`` headers (as the full path's npy_response)."""
+
+    def answer(fields: Fields) -> Written:
+        table, headers = npy_parts(runtime, fields)
+        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+        return Written(table, _NPY, extra)
+
+    return answer
+
+
 class _Reply:
     """A lane job's reply: the answer written from the protocol, or the full path on errors."""
 
-    __slots__ = (
-        "answer", "cycle", "endpoint", "head", "lane", "npy", "protocol", "runtime", "start",
-    )  # fmt: skip
+    __slots__ = ("answer", "cycle", "endpoint", "head", "lane", "protocol", "runtime", "start")
 
     def __init__(
         self,
@@ -412,10 +450,8 @@ class _Reply:
         runtime: ModelRuntime,
         answer: Answer | None = None,
         endpoint: str = "",
-        npy: bool = False,
     ) -> None:
         self.answer = answer  # None: the REST answer
-        self.npy = npy  # the REST answer as .npy
         self.endpoint = endpoint  # the metrics label
         self.lane = lane
         self.protocol = protocol
@@ -436,25 +472,23 @@ class _Reply:
             return
         runtime = self.runtime
         try:
-            if self.npy:
-                table, headers = npy_parts(runtime, result)
-                extra = b"".join(
-                    b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()
-                )
-                protocol.express_answer(
-                    cycle, self.head.request_id, table, content_type=_NPY, extra=extra
-                )
-                self.lane.answered(
-                    self.endpoint, runtime.name, self.head, time.perf_counter() - self.start
-                )
-                return
-            if self.answer is not None:
-                data = self.answer(result)
-            else:
+            if self.answer is None:
                 data = orjson.dumps(
                     {"model": runtime.name, "version": runtime.version, **result}, option=_DUMPS
                 )
-            protocol.express_answer(cycle, self.head.request_id, data)
+                protocol.express_answer(cycle, self.head.request_id, data)
+            else:
+                out = self.answer(result)
+                if isinstance(out, Written):
+                    protocol.express_answer(
+                        cycle,
+                        self.head.request_id,
+                        out.data,
+                        content_type=out.content_type,
+                        extra=out.extra,
+                    )
+                else:
+                    protocol.express_answer(cycle, self.head.request_id, out)
         except Exception:  # this request alone; the batch's others are still answered
             logger.exception("express lane: answering a request failed")
             protocol.transport.close()
@@ -521,7 +555,9 @@ class _Held:
     """A request held for the lane: the parts of uvicorn's RequestResponseCycle its protocol
     touches (the real one, with its asyncio.Event, is made only if the full path answers)."""
 
-    __slots__ = ("body", "disconnected", "keep_alive", "more_body", "response_complete", "scope")
+    __slots__ = (
+        "body", "chunks", "disconnected", "keep_alive", "more_body", "response_complete", "scope",
+    )  # fmt: skip
 
     message_event = _NoEvent
     waiting_for_100_continue = False
@@ -529,7 +565,8 @@ class _Held:
     def __init__(self, scope: dict[str, Any], keep_alive: bool) -> None:
         self.scope = scope
         self.keep_alive = keep_alive
-        self.body = bytearray()
+        self.body: bytes | bytearray = b""  # the whole body, once it is in
+        self.chunks: list[bytes] = []  # ... as read: joined once (not grown read by read)
         self.more_body = True
         self.disconnected = False
         self.response_complete = False
@@ -560,7 +597,7 @@ class ExpressProtocol(HttpToolsProtocol):
         self.guard_mark = 0  # self.messages when the guard was armed
         self.refusal: tuple[int, str] | None = None  # a head refused from a parser callback
         self.draining = False  # SIGTERM: answer what comes with Connection: close, then close
-        self.held: Cycle | None = None  # its body is being read
+        self.held: _Held | None = None  # its body is being read
         # Keep-alive after lane answers: one timer per idle spell, not one per request (see
         # _lane_complete). True while the armed timeout_keep_alive_task is the lane's.
         self.lane_timer = False
@@ -623,17 +660,19 @@ class ExpressProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         held = self.held
-        if held is not None and held is self.cycle:
-            held.body += body  # at most the declared length (bounded): read whole, no pause
+        if held is not None and held is self.cycle:  # type: ignore[comparison-overlap]
+            held.chunks.append(body)  # at most the declared length (bounded): no pause
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         self.phase = _IDLE
         held = self.held
-        if held is not None and held is self.cycle:
+        if held is not None and held is self.cycle:  # type: ignore[comparison-overlap]
             self.held = None
             held.more_body = False
+            # One copy for the whole body (none for a body read at once), not one per read.
+            held.body, held.chunks = b"".join(held.chunks), []
             self._take(held)
             return
         super().on_message_complete()
@@ -869,7 +908,7 @@ class ExpressProtocol(HttpToolsProtocol):
                 keep_alive=cycle.keep_alive,
                 on_response=self.on_response_complete,
             )
-            real.body, real.more_body = cycle.body, False
+            real.body, real.more_body = cycle.body, False  # type: ignore[assignment]
             real.message_event.set()  # the body is in (uvicorn sets it on message complete)
             if self.cycle is cycle:  # type: ignore[comparison-overlap]
                 self.cycle = real

@@ -16,16 +16,20 @@ from typing import Any
 import numpy as np
 
 from service.codecs import tensors
+from service.codecs.arrays import LARGE_BODY
+from service.codecs.tensors import HEADER_LENGTH
 from service.dataplane import tabular, v2
 from service.dataplane.operations import ANOMALY_SCORE, Fields, Job, Operation
-from service.http.express import Answer, Decline, ExpressLane
+from service.http.express import Answer, Decline, ExpressLane, Written
 from service.http.v2 import wire
-from service.http.v2.routes import MODEL
+from service.http.v2.routes import MODEL, OCTETS
 from service.runtime.model import ModelRuntime
 
 _EMPTY = np.empty((0,), dtype=np.float32)
 # /v2/models/<name>/infer, a name without escapes (the lane sees raw paths).
 _PATH = re.compile(rb"^/v2/models/([a-z0-9][a-z0-9._-]*)/infer$")
+_HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")
+_OCTETS = OCTETS.encode("latin-1")
 
 
 class V2Infer:
@@ -36,12 +40,24 @@ class V2Infer:
     def matches(self, path: bytes) -> bool:
         return _PATH.match(path) is not None
 
-    def job(self, lane: ExpressLane, path: bytes, body: bytearray) -> tuple[Job, Answer]:
+    def job(
+        self,
+        lane: ExpressLane,
+        path: bytes,
+        body: bytes | bytearray,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[Job, Answer]:
         match = _PATH.match(path)
-        read = tensors.plain(body)  # simdjson straight into numpy, plain bodies only
-        if match is None or read is None:
+        if match is None:
             raise Decline
-        runtime = lane.plane.repository.get(match.group(1).decode("ascii"))
+        name = match.group(1).decode("ascii")
+        length = next((v for k, v in headers if k == _HEADER_LENGTH), None)
+        if length is not None:
+            return self._binary(lane, name, body, length.decode("latin-1"))
+        read = tensors.plain(body)  # simdjson straight into numpy, plain bodies only
+        if read is None:
+            raise Decline
+        runtime = lane.plane.repository.get(name)
         request = v2.InferRequest(
             runtime.name, None, read.id, {}, {read.name: _EMPTY}, read.outputs
         )
@@ -78,6 +94,35 @@ class V2Infer:
             tabular.check_finite(runtime, x, records=False)  # naming the feature, as prepare
             job.finite = True
         return job, self._answer(runtime, request, op, outs)
+
+    @staticmethod
+    def _binary(
+        lane: ExpressLane, name: str, body: bytes | bytearray, length: str
+    ) -> tuple[Job, Answer]:
+        """A body with binary tensors (Triton's binary extension): read in place as the
+        routes read it (wire.read), one operation, the answer written as the routes write it
+        (binary outputs after the JSON header, whose length a header gives)."""
+        if not length.isdigit() or int(length) > LARGE_BODY:
+            raise Decline  # a large JSON part is parsed in the thread pool: the full path
+        read = wire.read(body if isinstance(body, bytes) else bytes(body), length, name, None)
+        request = read.request
+        runtime = lane.plane.repository.get(name)
+        given, ops = v2.plan(runtime, request)
+        if len(ops) != 1:
+            raise Decline
+        op, outs = ops[0]
+        x = request.inputs.get(given) if given else None
+        job = lane.plane.prepare(
+            op, runtime, v2.options_for(op, runtime, outs, request.parameters, x)
+        )
+
+        def answer(fields: Fields) -> bytes | Written:
+            data, head = wire.write(v2.answer(runtime, request, [(op, outs)], [fields]), read)
+            if head is None:
+                return data
+            return Written(data, _OCTETS, b"inference-header-content-length: %d\r\n" % head)
+
+        return job, answer
 
     @staticmethod
     def _answer(

@@ -125,7 +125,7 @@ def write(answer: InferResponse, read: ReadRequest) -> tuple[bytes, int | None]:
     """The answer's body and, with binary outputs, its JSON header's length."""
     runtime = answer.runtime
     outputs: list[dict[str, Any]] = []
-    buffers: list[bytes] = []
+    buffers: list[bytes | memoryview] = []
     listed = read.request.outputs is not None
     for name, array in answer.outputs:
         tensor: dict[str, Any] = {
@@ -134,7 +134,7 @@ def write(answer: InferResponse, read: ReadRequest) -> tuple[bytes, int | None]:
             "shape": list(array.shape),
         }
         if name in read.binary or (not listed and read.binary_default):
-            data = tensors.to_bytes(array)
+            data = tensors.as_buffer(array)
             tensor["parameters"] = {"binary_data_size": len(data)}
             buffers.append(data)
         else:
