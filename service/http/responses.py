@@ -55,8 +55,10 @@ def npy_parts(runtime: ModelRuntime, fields: dict[str, Any]) -> tuple[memoryview
             columns[key] = value
         elif isinstance(value, list) and value and _texts(value):
             columns[key] = np.asarray(value)  # label names per sample: a unicode column
-        elif value is not None:
+        elif isinstance(value, str | int | float | np.generic):
             headers[f"x-{key.replace('_', '-')}"] = str(value)
+        # Anything else (a tabular answer's per-record ``results``, with their contributions)
+        # fits neither a numeric table nor a header: JSON answers carry it.
     return npy_table(columns), headers
 
 

@@ -149,6 +149,19 @@ def test_npy_answer_headers_and_json_answer_to_npy_body(client: TestClient) -> N
     assert r.status_code == 200 and r.json()["outputs"] == x.tolist()
 
 
+def test_a_tabular_npy_answer_has_its_arrays_and_scalar_headers_only(client: TestClient) -> None:
+    rows = np.array([[10.0, -2.0, 0.5, 100.0], [30.0, 1.0, 0.0, 10.0]] * 50)
+    r = post_npy(client, "/anomaly-score?model=table", rows)
+    table = load(r)
+    assert table.shape == (100,) and set(table.dtype.names) == {
+        "scores", "is_anomaly", "percentiles"
+    }  # fmt: skip
+    extra = {k: v for k, v in r.headers.items() if k.startswith("x-") and k != "x-request-id"}
+    # The per-record results (JSON answers carry them) are not a Python repr in a header.
+    assert set(extra) == {"x-model", "x-model-version", "x-threshold"}, extra
+    assert all(len(v) < 100 for v in extra.values())
+
+
 def test_encode_and_decode_latents_as_npy(client: TestClient) -> None:
     x = glyphs(4)
     enc = load(post_npy(client, "/encode?model=glyph-vae&return_logvar=true", x))
