@@ -547,7 +547,7 @@ CLASSIFY = Operation(
     "models with a classifier (``classifier.onnx``: codes -> logits).",
     options=schemas.ClassifyRequest,
     answer=schemas.ClassifyResponse,
-    example={"model": "mnist-classifier", "inputs": [[0.0] * 784]},
+    example={"model": "mnist-classifier", "images": [schemas.DIGIT_7_PNG]},
     takes="samples",
     check=_classify_check,
     supports=lambda runtime: runtime.classes is not None,

@@ -94,6 +94,15 @@ GLYPH = [
     [0, 1, 1, 0, 1],
 ]
 
+# A handwritten 7 from MNIST's test set, 28x28 (examples/digit-7.png, base64): the /classify
+# example (a short string in the docs where 784 numbers were).
+DIGIT_7_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAwUlEQVR42mNgGDaAEUKFpD77sfTFHeyS9xQY"
+    "GBg+X4UKPuk6w8DAwMDAAuGm6l/TMnSweCzLwPDntSTDozPIOhkYGBgYBA3PmDIw/Lh1XShnGi5nBP+9KIRL"
+    "Tuzl/2AokwlDMlv0/U1cGq1//rPD6fHWf7tZcclxnv1hhVNj3b9tOOW8f3+wxCUnfPffMlxyzKf/3VbGJan2"
+    "758vLjn5B/+KGXF78Z8JLjnbT+iSSGFrw8Nw9wuKJAsy56LzO+ITGABpETyQcCy90wAAAABJRU5ErkJggg=="
+)
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")

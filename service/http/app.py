@@ -182,9 +182,11 @@ def create_app(
         version=service.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # /docs and /redoc are served by service/http/webui.py from vendored files (no CDN).
+        # /docs and /redoc are served by service/http/webui.py from vendored files (no CDN);
+        # /openapi.json by service/http/openapi.py (written once, gzipped, with an ETag).
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.plane = plane
@@ -220,6 +222,7 @@ def create_app(
     install_webui(app)
     openapi.document(app)
     v2_openapi.document(app)
+    openapi.serve(app)
     logging.getLogger("service").setLevel(_level(settings.log_level))
     return app
 

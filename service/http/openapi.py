@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,10 +30,16 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _problem(description: str) -> dict[str, Any]:
+    # One Problem schema in the components, referred to by every error response (inlined, it
+    # was a third of the document: 64 copies).
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
+        "content": {"application/problem+json": {"schema": _ref(Problem.__name__)}},
     }
 
 
@@ -65,14 +75,15 @@ _QUERY_OPTIONS = {
 def request_body(
     model: type[BaseModel], example: dict[str, Any], *, multipart: bool = False
 ) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body the route reads itself: JSON; one .npy array for
-    schemas with ``inputs`` or ``latents``; multipart images (if ``multipart``).
+    """``openapi_extra`` documenting a body the route reads itself: JSON (``model``'s schema,
+    by reference: :func:`components` holds it); one .npy array for schemas with ``inputs`` or
+    ``latents``; multipart images (if ``multipart``).
 
     The options of a .npy body or an upload go in the query string. OpenAPI cannot tie
     parameters to one content type, and a JSON body refuses a query (its options are in the
     body), so they are described on those content types rather than listed as parameters."""
     content: dict[str, Any] = {
-        "application/json": {"schema": model.model_json_schema(), "example": example}
+        "application/json": {"schema": _ref(model.__name__), "example": example}
     }
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
     fields = model.model_fields
@@ -108,6 +119,19 @@ def request_body(
             "body takes no query parameters.",
         }
     return extra
+
+
+def components() -> dict[str, Any]:
+    """The schemas the documents above refer to: Problem and each operation's request body,
+    as pydantic writes them (FastAPI's OpenAPI model holds bounds as floats: 2**63 - 1 would
+    become 2**63)."""
+    out: dict[str, Any] = {}
+    models: list[type[BaseModel]] = [Problem, *(op.options for op in OPERATIONS)]
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+            assert out.setdefault(name, sub) == sub, f"two schemas named {name}"
+    return out
 
 
 def operation_routes() -> list[APIRoute]:
@@ -147,13 +171,42 @@ def document(app: FastAPI) -> None:
                 description=app.description,
                 routes=[*documented, *app.routes],
             )
-            # FastAPI's OpenAPI model holds bounds as floats (2**63 - 1 became 2**63): the
-            # request bodies go in as pydantic wrote them.
-            for op in OPERATIONS:
-                post = app.openapi_schema["paths"][f"/{op.name}"]["post"]
-                post["requestBody"] = request_body(op.options, op.example, multipart=op.uploads)[
-                    "requestBody"
-                ]
+            schemas = app.openapi_schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, sub in components().items():
+                assert schemas.setdefault(name, sub) == sub, f"two schemas named {name}"
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]
+
+
+def serve(app: FastAPI) -> None:
+    """``GET /openapi.json`` (in place of FastAPI's, which serialises the document on every
+    request): ``app.openapi()`` written once per root path, sent gzipped to clients that take
+    it, with an ETag so that a browser's next visit to /docs or /redoc gets a 304."""
+    cache: dict[str, tuple[bytes, bytes, str]] = {}
+
+    def write(root: str) -> tuple[bytes, bytes, str]:
+        doc = app.openapi()
+        # Behind a proxy's path prefix, "Try it out" must send requests under it (FastAPI
+        # does the same).
+        if root and root not in {s.get("url") for s in doc.get("servers", [])}:
+            doc = {**doc, "servers": [{"url": root}, *doc.get("servers", [])]}
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        raw = body.encode()
+        etag = f'"{hashlib.sha256(raw).hexdigest()[:20]}"'
+        return raw, gzip.compress(raw, compresslevel=9, mtime=0), etag
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        found = cache.get(root)
+        if found is None:  # the first request: built in a thread, off the event loop
+            found = cache[root] = await run_in_threadpool(write, root)
+        raw, packed, etag = found
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            raw = packed
+        return Response(raw, media_type="application/json", headers=headers)

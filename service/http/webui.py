@@ -80,13 +80,23 @@ def install_webui(app: FastAPI) -> None:
     async def index() -> Response:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+    vendored = _gzipped(WEB_DIR / "vendor")
+    # The bundles' URLs carry their checksum (?v=): a browser keeps them for good, and an
+    # upgrade (make web-vendor) changes the URL.
+    versions = _versions(WEB_DIR / "vendor")
+
+    def page(template: str, request: Request) -> Response:
+        prefix = _prefix(request)
+        urls = {key: f"{prefix}/vendor/{name}?v={versions[name]}" for key, name in _BUNDLES.items()}
+        return HTMLResponse(template.format(prefix=prefix, title=app.title, **urls))
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> Response:
-        return HTMLResponse(_SWAGGER.format(prefix=_prefix(request), title=app.title))
+        return page(_SWAGGER, request)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> Response:
-        return HTMLResponse(_REDOC.format(prefix=_prefix(request), title=app.title))
+        return page(_REDOC, request)
 
     @app.get(
         "/models/{name}/reference",
@@ -110,17 +120,18 @@ def install_webui(app: FastAPI) -> None:
         fields = ref.fields(inputs=inputs, limit=limit, codes=codes)
         return json_response({"model": runtime.name, "version": runtime.version, **fields})
 
-    vendored = _gzipped(WEB_DIR / "vendor")
-
     @app.get(STATIC_PREFIX + "/vendor/{path:path}", include_in_schema=False)
     async def vendor(path: str, request: Request) -> Response:
         """The vendored bundles, stored gzipped: sent as they are (Content-Encoding: gzip),
-        or unpacked for the rare client that does not take gzip."""
+        or unpacked for the rare client that does not take gzip. Asked for by the URL the
+        docs pages give (``?v=`` its checksum), one is cached for a year, never revalidated."""
         found = vendored.get(path)
         if found is None:
             return await static(request.scope, path)
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+        pinned = request.query_params.get("v") == versions.get(path)
+        cache = "public, max-age=31536000, immutable" if pinned else "public, max-age=86400"
+        headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", ""):
             headers["Content-Encoding"] = "gzip"
             return FileResponse(found, media_type=media, headers=headers)
@@ -139,6 +150,25 @@ def install_webui(app: FastAPI) -> None:
 def _gzipped(root: Path) -> dict[str, Path]:
     """``name`` -> ``root/name.gz`` for every gzipped file under ``root``."""
     return {p.relative_to(root).as_posix()[: -len(".gz")]: p for p in root.rglob("*.gz")}
+
+
+def _versions(root: Path) -> dict[str, str]:
+    """``name`` -> the first 16 hex digits of ``root/name.gz``'s sha256, from ``SHA256SUMS``
+    (which tests/service/test_webui.py checks against the files)."""
+    out = {}
+    for line in (root / "SHA256SUMS").read_text().splitlines():
+        digest, _, name = line.partition("  ./")
+        if name.endswith(".gz"):
+            out[name[: -len(".gz")]] = digest[:16]
+    return out
+
+
+# The vendored files the docs pages load, by their placeholder in the templates below.
+_BUNDLES = {
+    "swagger_css": "swagger-ui/swagger-ui.css",
+    "swagger_js": "swagger-ui/swagger-ui-bundle.js",
+    "redoc_js": "redoc/redoc.standalone.js",
+}
 
 
 def has_reference(model_dir: Path) -> bool:
@@ -199,15 +229,19 @@ _CARD = """<!doctype html>
 </body></html>
 """
 
+# Both pages fetch openapi.json once their bundle has run; the preload fetches it while the
+# bundle loads (the same request: mode cors, credentials same-origin, so it is used, not sent
+# twice). native-scrollbars: ReDoc's own scrollbars measure the whole page once it is drawn.
 _SWAGGER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · API docs</title>
 <link rel="icon" href="{prefix}/favicon.svg">
-<link rel="stylesheet" href="{prefix}/vendor/swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="{swagger_css}">
+<link rel="preload" href="openapi.json" as="fetch" crossorigin>
 </head><body>
 <div id="swagger-ui"></div>
-<script src="{prefix}/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="{swagger_js}"></script>
 <script src="{prefix}/docs.js"></script>
 </body></html>
 """
@@ -218,8 +252,9 @@ _REDOC = """<!doctype html>
 <title>{title} · API reference</title>
 <link rel="icon" href="{prefix}/favicon.svg">
 <style>body {{ margin: 0; }}</style>
+<link rel="preload" href="openapi.json" as="fetch" crossorigin>
 </head><body>
-<redoc spec-url="openapi.json" hide-download-button></redoc>
-<script src="{prefix}/vendor/redoc/redoc.standalone.js"></script>
+<redoc spec-url="openapi.json" hide-download-button native-scrollbars></redoc>
+<script src="{redoc_js}"></script>
 </body></html>
 """

@@ -393,6 +393,16 @@ def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
     return body
 
 
+def component(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` of the OpenAPI document ``spec``, or the component its ``$ref`` names."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    assert ref.startswith("#/components/schemas/"), ref
+    found: dict[str, Any] = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return found
+
+
 def bce(x: np.ndarray, p: np.ndarray) -> np.ndarray:
     p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
     n = x.shape[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from .conftest import ClientFactory, glyphs
+from .conftest import ClientFactory, component, glyphs
 
 INFERENCE = ["/encode", "/decode", "/reconstruct", "/denoise", "/sample", "/anomaly-score"]
 
@@ -84,7 +84,7 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
     for path in INFERENCE:
         op = spec["paths"][path]["post"]
         content = op["requestBody"]["content"]
-        schema = content["application/json"]["schema"]
+        schema = component(spec, content["application/json"]["schema"])
         assert "model" in schema["properties"], path
         assert content["application/json"]["example"]["model"].startswith("font"), path
         ok = op["responses"]["200"]["content"]["application/json"]["schema"]

@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from PIL import Image
 
 from service.runtime.manifest import MANIFEST_FILE, sha256_file
-from tests.service.conftest import ClientFactory, assert_problem, glyphs
+from tests.service.conftest import ClientFactory, assert_problem, component, glyphs
 
 
 def _png(width: int, height: int) -> bytes:
@@ -82,7 +82,7 @@ def test_the_published_seed_bound_is_an_integer(make_client: ClientFactory) -> N
         assert r.status_code == 200 and r.json()["seed"] == 3, r.text
         spec = client.get("/openapi.json").json()
     body = spec["paths"]["/sample"]["post"]["requestBody"]["content"]["application/json"]
-    seed = body["schema"]["properties"]["seed"]
+    seed = component(spec, body["schema"])["properties"]["seed"]
     bounds = next(s for s in seed.get("anyOf", [seed]) if s.get("type") == "integer")
     assert bounds["maximum"] == 2**63 - 1 and isinstance(bounds["maximum"], int)
 

@@ -4,6 +4,7 @@ an example that works, documentation in OpenAPI and the README, and /models deri
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,18 +12,18 @@ from starlette.routing import Route
 
 from service.dataplane.operations import OPERATIONS, Operation
 
-from .conftest import ClientFactory
+from .conftest import ClientFactory, component
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
-def openapi(zoo_dir: Path) -> dict[str, object]:
+def openapi(zoo_dir: Path) -> dict[str, Any]:
     from service.http.app import create_app
     from service.settings import Settings
 
     with TestClient(create_app(Settings(model_dir=zoo_dir))) as client:
-        schema: dict[str, object] = client.get("/openapi.json").json()
+        schema: dict[str, Any] = client.get("/openapi.json").json()
     return schema
 
 
@@ -38,11 +39,13 @@ def test_every_operation_has_a_route(op: Operation, make_client: ClientFactory) 
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.name)
-def test_every_operation_is_documented(op: Operation, openapi: dict[str, object]) -> None:
-    post = openapi["paths"][f"/{op.name}"]["post"]  # type: ignore[index]
+def test_every_operation_is_documented(op: Operation, openapi: dict[str, Any]) -> None:
+    post = openapi["paths"][f"/{op.name}"]["post"]
     assert post["description"] == op.summary and op.summary
     body = post["requestBody"]["content"]["application/json"]
-    assert body["schema"]["title"] == op.options.__name__
+    # By reference: one schema per request model, in the components.
+    assert body["schema"] == {"$ref": f"#/components/schemas/{op.options.__name__}"}
+    assert component(openapi, body["schema"]) == op.options.model_json_schema()
     assert body["example"] == op.example
     assert "200" in post["responses"] and "422" in post["responses"]
     assert op.answer.__name__ in str(post["responses"]["200"])

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.dataplane.operations import OPERATIONS
 from service.http.app import create_app
 from service.http.webui import WEB_DIR
 from service.settings import Settings
@@ -198,3 +201,92 @@ def test_openapi_lists_npy_request_bodies(make_client: ClientFactory) -> None:
     assert "application/x-npy" not in paths["/sample"]["post"]["requestBody"]["content"]
     assert "/models/{name}/reference" in paths
     assert "/" not in paths and "/docs" not in paths
+
+
+def test_docs_pages_load_the_bundles_by_versioned_urls_cached_for_good(
+    client: TestClient,
+) -> None:
+    sums = dict(
+        reversed(line.split("  ./"))
+        for line in (WEB_DIR / "vendor" / "SHA256SUMS").read_text().splitlines()
+    )
+    docs, redoc = client.get("/docs").text, client.get("/redoc").text
+    pinned = re.findall(r'(?:src|href)="(/web/vendor/[^"?]+)\?v=([0-9a-f]+)"', docs + redoc)
+    assert sorted(p for p, _ in pinned) == [
+        "/web/vendor/redoc/redoc.standalone.js",
+        "/web/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/web/vendor/swagger-ui/swagger-ui.css",
+    ]
+    for path, v in pinned:
+        assert sums[path.removeprefix("/web/vendor/") + ".gz"].startswith(v) and len(v) == 16
+        r = client.get(f"{path}?v={v}", headers={"accept-encoding": "gzip"})
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable", path
+        # Any other version (an old page after an upgrade) is not kept for good.
+        stale = client.get(f"{path}?v=0123456789abcdef")
+        assert "immutable" not in stale.headers["cache-control"], path
+        assert "immutable" not in client.get(path).headers["cache-control"], path
+
+
+def test_docs_pages_preload_the_document_and_redoc_scrolls_natively(client: TestClient) -> None:
+    """What makes /docs and /redoc quicker to draw (bench/web.py; tests/web checks the preload
+    is the one request for the document): openapi.json fetched while the bundle loads, and
+    ReDoc without its own scrollbars (perfect-scrollbar measures the whole page when drawn)."""
+    preload = '<link rel="preload" href="openapi.json" as="fetch" crossorigin>'
+    for path in ("/docs", "/redoc"):
+        assert preload in client.get(path).text, path
+    tag = re.search(r"<redoc [^>]*>", client.get("/redoc").text)
+    assert tag is not None
+    assert tag.group(0) == '<redoc spec-url="openapi.json" hide-download-button native-scrollbars>'
+
+
+def test_openapi_json_is_written_once_gzipped_with_an_etag(make_client: ClientFactory) -> None:
+    with make_client() as client:
+        app = client.app
+        built = app.openapi  # type: ignore[attr-defined]
+        calls = []
+
+        def counted() -> dict[str, Any]:
+            calls.append(1)
+            doc: dict[str, Any] = built()
+            return doc
+
+        app.openapi = counted  # type: ignore[attr-defined]
+        plain = client.get("/openapi.json", headers={"accept-encoding": "identity"})
+        assert plain.headers["content-type"] == "application/json"
+        assert "content-encoding" not in plain.headers
+        assert int(plain.headers["content-length"]) == len(plain.content)
+        assert plain.json() == built()
+        packed = client.get("/openapi.json", headers={"accept-encoding": "gzip, br"})
+        assert packed.headers["content-encoding"] == "gzip"
+        assert int(packed.headers["content-length"]) < len(plain.content) / 5
+        assert packed.content == plain.content  # httpx unpacks it
+        etag = plain.headers["etag"]
+        assert packed.headers["etag"] == etag and plain.headers["cache-control"] == "no-cache"
+        again = client.get("/openapi.json", headers={"if-none-match": etag})
+        assert again.status_code == 304 and not again.content
+        assert len(calls) == 1  # one document, written once
+        # Behind a proxy's path prefix, the servers say where to send requests (a client
+        # without the lifespan: the app's is running).
+        doc = TestClient(app, root_path="/api").get("/openapi.json").json()
+        assert doc["servers"][0] == {"url": "/api"} and doc["paths"] == plain.json()["paths"]
+
+
+def test_openapi_has_one_problem_schema_and_the_request_schemas_by_reference(
+    client: TestClient,
+) -> None:
+    """Each schema once in the components, referred to from where it is used: the document the
+    docs pages load and draw is a third smaller than with every copy inlined."""
+    doc = client.get("/openapi.json").json()
+    text = json.dumps(doc)
+    assert text.count('"RFC 9457 problem details."') == 1
+    assert doc["components"]["schemas"]["Problem"]["title"] == "Problem"
+    for op in OPERATIONS:
+        post = doc["paths"][f"/{op.name}"]["post"]
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{op.options.__name__}"}
+        assert doc["components"]["schemas"][op.options.__name__] == (op.options.model_json_schema())
+        for code, answer in post["responses"].items():
+            if code != "200":
+                problem = answer["content"]["application/problem+json"]["schema"]
+                assert problem == {"$ref": "#/components/schemas/Problem"}, (op.name, code)
+    assert text.count('"title": "ReconstructRequest"') == 1

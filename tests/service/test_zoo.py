@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from training.datasets.font import glyphs
 from .conftest import wait_ready
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+EXAMPLES = MODELS.parent / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +105,9 @@ def test_docs_examples_run_on_the_zoo(zoo: TestClient) -> None:
         ],
     ).json()
     assert rec["outputs"] == [glyphs()[1].astype(int).tolist()]  # 'a' comes back exactly
+    # /classify's example is examples/digit-7.png, as base64: a 7.
+    example = spec["paths"]["/classify"]["post"]["requestBody"]["content"]["application/json"]
+    assert (
+        base64.b64decode(example["example"]["images"][0]) == (EXAMPLES / "digit-7.png").read_bytes()
+    )
+    assert zoo.post("/classify", json=example["example"]).json()["label_names"] == ["7"]

@@ -285,6 +285,32 @@ def test_swagger_ui_works_offline_and_try_it_out_answers(chromium: Browser, serv
         guard.check()
 
 
+@pytest.mark.parametrize(
+    ("path", "drawn"),
+    [
+        ("/docs", "#operations-inference-reconstruct_reconstruct_post"),
+        ("/redoc", "[data-section-id^='operation/']"),
+    ],
+)
+def test_docs_pages_fetch_the_document_once_by_their_preload(
+    chromium: Browser, server: str, path: str, drawn: str
+) -> None:
+    """The page's <link rel=preload> fetches openapi.json while the bundle loads; the bundle's
+    own fetch must take that answer (a mismatch would send it twice)."""
+    with guarded_page(chromium, server) as (page, guard):
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(r.url) if "openapi.json" in r.url else None)
+        page.goto(f"{server}{path}")
+        page.wait_for_selector(drawn, state="attached")
+        page.wait_for_load_state("networkidle")
+        how = page.evaluate(
+            "() => performance.getEntriesByType('resource')"
+            ".filter(e => e.name.endsWith('/openapi.json')).map(e => e.initiatorType)"
+        )
+        assert sent == [f"{server}/openapi.json"] and how == ["link"], (sent, how)
+        guard.check()
+
+
 def test_redoc_renders_offline(chromium: Browser, server: str) -> None:
     with guarded_page(chromium, server) as (page, guard):
         page.goto(f"{server}/redoc")
