@@ -373,10 +373,11 @@ def test_a_crashed_replica_costs_no_request_and_rejoins(
     assert all(counts.values()), counts
 
 
-# Runs inside a replica: four large requests (256 images each, ~1-2 s of work apiece on this
-# loaded machine) to its own port (container loopback). It prints "sent" when all four are on
-# the wire, then one line per answer: status, bytes, time. (4 x 1024 images took 26 s here:
-# longer than the grace period; the service has no shutdown timeout of its own.)
+# Runs inside a replica: four large requests (256 images each: ~0.3 s for the four on a quiet
+# machine, ~1-2 s apiece on a loaded one) to its own port (container loopback). It prints "sent"
+# when all four are on the wire, then one line per answer: status, bytes, time. (4 x 1024
+# images took 26 s here: longer than the grace period; the service has no shutdown timeout of
+# its own.)
 IN_FLIGHT_IMAGES = 256
 IN_FLIGHT_CLIENT = """
 import http.client, json, threading, time
@@ -425,7 +426,9 @@ def test_sigterm_lets_in_flight_requests_finish(stack: Stack, results: dict[str,
         assert client.stdout is not None
         first = client.stdout.readline()
         assert first.startswith("sent"), first + (client.stderr.read() if client.stderr else "")
-        time.sleep(0.2)  # the replica has the requests, and works on them
+        # "sent": the four bodies are written, so the replica has them (a request on an open
+        # connection is served through the drain even if not yet read). No sleep: on a quiet
+        # machine the four answers take ~0.3 s, and a 0.2 s pause let them all finish first.
         term = time.time()
         podman("kill", "--signal", "TERM", victim)
         finished = wait_for(
