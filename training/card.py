@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.runtime.manifest import CARD_FILE, Manifest
+from service.runtime.manifest import CARD_FILE, Manifest, Metric
 from training.datasets import Dataset
 from training.evaluate import Evaluation, meets
 
 
 def _fmt(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e6 else f"{v:.4g}"
+
+
+def metric_row(name: str, metric: Metric) -> str:
+    """One row of the card's metrics table."""
+    target = ""
+    if metric.target:
+        ok = meets(metric.value, metric.target)
+        target = f"{metric.target} {'✓' if ok else '✗ MISSED'}"
+    cells = [f"`{name}`", _fmt(metric.value), target, metric.split, metric.description]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _columns(m: Manifest) -> list[str]:
@@ -84,13 +94,7 @@ def write_card(
         "| metric | value | target | split | what |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, metric in m.metrics.items():
-        target = ""
-        if metric.target:
-            ok = meets(metric.value, metric.target)
-            target = f"{metric.target} {'✓' if ok else '✗ MISSED'}"
-        cells = [f"`{name}`", _fmt(metric.value), target, metric.split, metric.description]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += [metric_row(name, metric) for name, metric in m.metrics.items()]
     if evaluation.anomaly is not None:
         lines += evaluation.anomaly.card_lines()
     curve = evaluation.curve

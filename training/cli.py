@@ -3,6 +3,7 @@
 python -m training train training/recipes/font.toml --out models/font
 python -m training train font --dry-run   # 2 epochs into a temporary directory
 python -m training build-zoo --out models [--only font font-vae]
+python -m training one-class --models models --only mnist fashion   # no retraining
 python -m training list
 """
 
@@ -123,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_ref.add_argument("--models", type=Path, default=REPO / "models", help="model repository")
     p_ref.add_argument("--only", nargs="+", metavar="NAME", help="only these models")
 
+    p_one = sub.add_parser(
+        "one-class",
+        help="re-run the one-class protocol of built models from their recipes (no retraining)",
+    )
+    p_one.add_argument("--models", type=Path, default=REPO / "models", help="model repository")
+    p_one.add_argument("--only", nargs="+", metavar="NAME", required=True, help="these models")
+
     sub.add_parser("list", help="list the zoo's recipes")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -142,6 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_for_model(d)
             except DatasetUnavailable as exc:
                 log.warning("skipping %s: %s", d.name, exc)
+        return 0
+    if args.cmd == "one-class":
+        from training.restudy import refresh_one_class
+
+        for name in args.only:
+            refresh_one_class(args.models / name, recipes.load(name))
         return 0
     if args.cmd == "train":
         if args.dry_run:

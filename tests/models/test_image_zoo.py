@@ -87,6 +87,17 @@ def test_onnx_files_have_the_contract_shapes(name: str) -> None:
     assert size < 8 * 2**20  # small enough to ship in the repository
 
 
+def _one_class_ae_beats_pca(manifest: Manifest) -> None:
+    """Issue 17: the one-class autoencoders (squared-error score) beat PCA in the same run, on
+    the test split and on the validation split the options were chosen on; scored by the
+    contract's BCE, the same models do not."""
+    m = {k: v.value for k, v in manifest.metrics.items() if k.startswith("one_class_")}
+    assert 0.5 < m["one_class_auc_pca_mean"] < m["one_class_auc_ae_mean"] <= 1.0, m
+    assert m["one_class_auc_pca_mean_val"] < m["one_class_auc_ae_mean_val"], m
+    assert m["one_class_auc_ae_bce_mean"] < m["one_class_auc_pca_mean"], m
+    assert "squared error" in manifest.metrics["one_class_auc_ae_mean"].description
+
+
 def test_mnist_bce_recomputed_beside_pca() -> None:
     manifest, m = model("mnist")
     x = subset("mnist")
@@ -98,8 +109,7 @@ def test_mnist_bce_recomputed_beside_pca() -> None:
     pca_bce = float(scores(x, pca.reconstruct(x), "bce").mean())
     assert bce < 0.8 * pca_bce
     assert manifest.metrics["bce_test_pca32"].value > manifest.metrics["bce_test"].value
-    for key in ("one_class_auc_ae_mean", "one_class_auc_pca_mean"):
-        assert 0.5 < manifest.metrics[key].value <= 1.0
+    _one_class_ae_beats_pca(manifest)
     for variant in ("plain", "l1", "kl_sparsity", "contractive"):
         assert f"variant_{variant}_sensitivity" in manifest.metrics
 
@@ -148,7 +158,7 @@ def test_fashion_beats_pca_by_30_percent_on_the_subset() -> None:
     pca = PCA.fit(dataset("fashion-mnist").train.x, manifest.latent.dim)
     pca_mse = float(scores(x, pca.reconstruct(x), "mse").mean())
     assert 1 - mse / pca_mse >= 0.30, (mse, pca_mse)
-    assert manifest.metrics["one_class_auc_ae_mean"].value > 0.5
+    _one_class_ae_beats_pca(manifest)
 
 
 def test_fashion_2d_knn_recomputed() -> None:
