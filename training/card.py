@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from service.runtime.manifest import CARD_FILE, Manifest, Metric
 from training.datasets import Dataset
@@ -50,6 +51,16 @@ def _columns(m: Manifest) -> list[str]:
     return [*lines, ""]
 
 
+def _build_time(extra: dict[str, Any]) -> list[str]:
+    """The whole build's time (training plus the card's studies), when the manifest has it."""
+    if "build_s" not in extra:
+        return []
+    return [
+        f"- whole build (training, export, studies, baselines): {extra['build_s']:.0f} s wall, "
+        f"{extra['build_cpu_s']:.0f} s CPU (wall grows with the machine's load; CPU much less)"
+    ]
+
+
 def write_card(
     out_dir: Path,
     manifest: Manifest,
@@ -84,6 +95,7 @@ def write_card(
         f"- architecture: {arch}",
         f"- seed {t.seed}, {t.epochs} epochs, {t.duration_s:.1f} s on CPU, "
         f"final training loss {t.final_loss:.4g} per sample",
+        *_build_time(t.extra),
         f"- denoising: {noise}; regularizer: {t.regularizer.kind if t.regularizer else 'none'}",
         f"- options: {', '.join(f'{k}={v}' for k, v in t.extra.get('train_options', {}).items())}",
         "",

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +197,9 @@ def build(
 
     ``data``: the recipe's dataset when the caller has loaded it already (``aeserve fit-csv``
     sizes the architecture from it)."""
+    # The whole build's wall and CPU time (training, export, the card's studies and baselines),
+    # recorded in the manifest beside the training time: `make models` is the sum of the walls.
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     if data is None:
         data = load_dataset(recipe.dataset, **recipe.dataset_options)
     # Recipes with a [classifier] table are stacked-AE classifiers (training.stacked).
@@ -227,6 +231,7 @@ def build(
             study.figures.update(extra.figures)
         others = _compare_models(recipe, out_dir)
         ev = evaluate(onnx, data, recipe, others, extra_metrics=study.metrics)
+        build_s, build_cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
         files = Files.hash(work)
         config = make_config(recipe.architecture, recipe.arch_options)
         manifest = Manifest(
@@ -274,6 +279,8 @@ def build(
                         for k, v in asdict(recipe.train).items()
                     },
                     "parity_max_abs_diff": exported.max_abs_diff,
+                    "build_s": round(build_s, 1),
+                    "build_cpu_s": round(build_cpu_s, 1),
                     **_stacked_extra(recipe, res),
                     "torch": torch.__version__,
                     "python": sys.version.split()[0],
@@ -284,7 +291,13 @@ def build(
         manifest.write(work)
         figures = _plots(work, onnx, data, ev, res, recipe)
         figures.update(study.draw(work))
-        write_card(work, manifest, data, ev, figures, study.sections)
+        sections = study.sections
+        if recipe.evaluate.selection:
+            sections = [
+                *sections,
+                "## How this recipe was chosen\n\n" + recipe.evaluate.selection.strip(),
+            ]
+        write_card(work, manifest, data, ev, figures, sections)
         write_reference(work, onnx, data)  # the web app's latent map (reference.npz)
         del onnx
         _swap_in(work, out_dir)

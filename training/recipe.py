@@ -105,6 +105,9 @@ class EvalOptions:
     images: dict[str, Any] = field(default_factory=dict)
     # Imputation study (issue 17, training.impute_study.ImputeOptions). Empty: none.
     impute: dict[str, Any] = field(default_factory=dict)
+    # How the recipe was chosen (markdown), for the card's "How this recipe was chosen" section:
+    # the search, the data it used and what each tried setting measured. Empty: no section.
+    selection: str = ""
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,46 @@ def test_small_class_labelled_image_set_gets_its_plots(
     names = ["north", "east", "south", "west"]
     assert seen["latent_map"][4] == [names[i % 4] for i in range(40)]  # training samples
     assert seen["sample_errors"][2] == [names[i % 4] for i in range(20)]  # test samples
+
+
+def test_build_zoo_reports_build_times_and_exits_1_naming_the_missed_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training import recipe as recipes
+
+    src = (recipes.RECIPES_DIR / "font.toml").read_text().replace("epochs = 3000", "epochs = 30")
+    for name, target in (("met", ">= 0"), ("missed", "< 0")):
+        text = src.replace('name = "font"\n', f'name = "zoo-{name}"\n', 1)
+        text = text.replace('"<= 0" }', f'"{target}" }}\nselection = "Picked by {name} runs."')
+        (tmp_path / f"zoo-{name}.toml").write_text(text)
+    monkeypatch.setattr(recipes, "zoo", lambda: sorted(tmp_path.glob("*.toml")))
+    assert main(["build-zoo", "--out", str(tmp_path / "zoo")]) == 1
+    out, err = capsys.readouterr()
+    assert "MISSED: zoo-missed: wrong_pixels_total" in err and "zoo-met:" not in err
+    rows = {
+        line.split()[0]: line.split()[1:3]
+        for line in out.splitlines()
+        if line.startswith(("zoo-", "total "))
+    }
+    for name in ("zoo-met", "zoo-missed"):
+        extra = Manifest.read(tmp_path / "zoo" / name).training.extra
+        assert extra["build_s"] > 0 and extra["build_cpu_s"] > 0
+        assert rows[name] == [f"{extra['build_s']:.0f}", f"{extra['build_cpu_s']:.0f}"]
+        card = (tmp_path / "zoo" / name / "card.md").read_text()
+        assert (
+            f"whole build (training, export, studies, baselines): {extra['build_s']:.0f} s" in card
+        )
+        assert f"## How this recipe was chosen\n\nPicked by {name[4:]} runs." in card
+    total = sum(
+        Manifest.read(tmp_path / "zoo" / n).training.extra["build_s"]
+        for n in ("zoo-met", "zoo-missed")
+    )
+    assert abs(float(rows["total"][0]) - total) <= 1
+    assert "elapsed" in out
+    # Only the met one: exit 0.
+    assert main(["-q", "build-zoo", "--out", str(tmp_path / "zoo"), "--only", "zoo-met"]) == 0
+    # Two at a time, in worker processes: the same files (the version hashes them), the same exit.
+    assert main(["-q", "build-zoo", "--out", str(tmp_path / "zoo2"), "--jobs", "2"]) == 1
+    for name in ("zoo-met", "zoo-missed"):
+        one, two = (Manifest.read(tmp_path / z / name) for z in ("zoo", "zoo2"))
+        assert one.version == two.version and one.metrics == two.metrics
